@@ -1,0 +1,205 @@
+"""The ``thrifty`` command line: ``list``, ``reproduce``, ``bench`` and ``report``.
+
+Built from the method registry; bad input is a one-line error naming the argument, exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import torch
+
+from thrifty.core.bench import BenchContext, format_table, write_bench_json
+from thrifty.core.config import ConfigError
+from thrifty.core.registry import Method, UnknownMethodError, get_method, list_methods
+from thrifty.core.report import find_records, write_report
+from thrifty.core.runs import new_run_root, run_method
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """Bad command-line input; printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, no usage dump
+        raise UsageError(message)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="thrifty", description="Efficient-AI papers, reproduced on a laptop CPU.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub.add_parser("list", help="list the registered methods")
+
+    rep = sub.add_parser("reproduce", help="run methods' reproductions and write a report")
+    rep.add_argument("methods", nargs="*", metavar="METHOD")
+    rep.add_argument("--all", action="store_true", help="every registered method")
+    rep.add_argument("--preset", default="quick", help="quick (<= 5 min a method), full (<= 30 min) or smoke")
+    rep.add_argument("--seed", type=int, default=0)
+    rep.add_argument("--out", default="runs", help="directory under which <timestamp>/ is created")
+    rep.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    rep.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    rep.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                     help="override a config field (JSON value), e.g. --set steps=50; repeatable")
+
+    ben = sub.add_parser("bench", help="speed/memory rows of methods against their peers")
+    ben.add_argument("methods", nargs="*", metavar="METHOD")
+    ben.add_argument("--all", action="store_true")
+    ben.add_argument("--json", default=None, metavar="FILE", help="also write the rows as JSON")
+    ben.add_argument("--device", default="cpu")
+    ben.add_argument("--threads", type=int, default=1, help="threads pinned while timing (default 1)")
+    ben.add_argument("--full", action="store_true", help="larger sizes (slower)")
+
+    rpt = sub.add_parser("report", help="rebuild report.md from existing run directories")
+    rpt.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    return parser
+
+
+def _resolve_methods(names: list[str], use_all: bool) -> list[Method]:
+    if use_all and names:
+        raise UsageError("METHOD: give method names or --all, not both")
+    if use_all:
+        return list_methods()
+    if not names:
+        valid = ", ".join(m.name for m in list_methods())
+        raise UsageError(f"METHOD: expected one or more of: {valid} (or --all)")
+    try:
+        return [get_method(n) for n in names]
+    except UnknownMethodError as exc:
+        raise UsageError(f"METHOD: {exc}") from None
+
+
+def _resolve_device(name: str) -> torch.device:
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"--device: expected cpu or cuda[:N], got {name!r}") from None
+    if device.type not in ("cpu", "cuda"):
+        raise UsageError(f"--device: expected cpu or cuda[:N], got {name!r}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device: cuda requested but CUDA is not available on this machine; use --device cpu")
+    return device
+
+
+def _check_writable_dir(path: Path, flag: str) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{flag}: cannot create directory {path}: {exc.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag}: directory {path} is not writable")
+
+
+def _parse_overrides(items: list[str]) -> dict[str, Any]:
+    overrides = {}
+    for item in items:
+        if "=" not in item:
+            raise UsageError(f"--set: expected FIELD=VALUE, got {item!r}")
+        key, raw = item.split("=", 1)
+        try:
+            overrides[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            overrides[key] = raw
+    return overrides
+
+
+def _apply_threads(threads: int | None) -> None:
+    if threads is not None:
+        if threads <= 0:
+            raise UsageError(f"--threads: expected a positive integer, got {threads}")
+        torch.set_num_threads(threads)
+
+
+def cmd_list(_: argparse.Namespace) -> int:
+    rows = [{"method": m.name, "paper": m.paper, "claim": m.claim, "presets": ", ".join(m.presets)}
+            for m in list_methods()]
+    print(format_table(rows))
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    methods = _resolve_methods(args.methods, args.all)
+    for method in methods:
+        if args.preset not in method.presets:
+            raise UsageError(f"--preset: {args.preset!r} is not a preset of {method.name}; "
+                             f"expected one of: {', '.join(method.presets)}")
+    device = _resolve_device(args.device)
+    _apply_threads(args.threads)
+    overrides = _parse_overrides(args.set)
+    try:  # validate overrides before any work starts
+        for method in methods:
+            method.config_cls.from_preset(args.preset, **overrides)
+    except ConfigError as exc:
+        raise UsageError(f"--set: {exc}") from None
+    out_root = Path(args.out)
+    _check_writable_dir(out_root, "--out")
+    run_root = new_run_root(out_root)
+    outcomes = []
+    for method in methods:
+        print(f"[thrifty] {method.name}: reproducing ({args.preset}) ...", flush=True)
+        outcome = run_method(method, preset=args.preset, seed=args.seed, device=device, run_root=run_root,
+                             threads=args.threads, overrides=overrides)
+        outcomes.append(outcome)
+        status = "FAILED: " + str(outcome.error) if not outcome.ok else (
+            f"claim holds: {'yes' if outcome.results and outcome.results['claim_holds'] else 'no'}")
+        print(f"[thrifty] {method.name}: {status}", flush=True)
+    report = write_report(find_records(run_root), run_root)
+    print(f"[thrifty] report: {report}")
+    return 1 if any(not o.ok for o in outcomes) else 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    methods = _resolve_methods(args.methods, args.all)
+    device = _resolve_device(args.device)
+    _apply_threads(args.threads)
+    if args.json:
+        _check_writable_dir(Path(args.json).resolve().parent, "--json")
+    ctx = BenchContext(device=device, threads=args.threads, quick=not args.full)
+    rows_by_method: dict[str, list[dict[str, Any]]] = {}
+    for method in methods:
+        if method.bench is None:
+            print(f"[thrifty] {method.name}: no benchmark registered", flush=True)
+            continue
+        rows = method.bench(ctx)
+        rows_by_method[method.name] = rows
+        print(f"\n## {method.name}\n{format_table(rows)}", flush=True)
+    if args.json:
+        write_bench_json(args.json, rows_by_method, device)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    for run_dir in args.run_dirs:
+        try:
+            records = find_records(Path(run_dir))
+        except FileNotFoundError as exc:
+            raise UsageError(f"RUN_DIR: {exc}") from None
+        print(write_report(records, Path(run_dir)))
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "reproduce": cmd_reproduce, "bench": cmd_bench, "report": cmd_report}
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args = _build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(f"thrifty: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("thrifty: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""Benchmark helpers: ``torch.utils.benchmark`` timings with pinned threads, and table printing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils import benchmark
+
+from thrifty.core.envinfo import env_info
+from thrifty.core.io import write_json_atomic
+
+
+@dataclass(frozen=True)
+class BenchContext:
+    """What a method's ``bench`` receives: device, pinned thread count, and a quick/full switch."""
+
+    device: torch.device
+    threads: int = 1
+    quick: bool = True
+    out_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Median / min / inter-quartile range of one timed callable, in milliseconds."""
+
+    median_ms: float
+    min_ms: float
+    iqr_ms: float
+    runs: int
+
+
+def time_fn(fn: Callable[[], Any], *, threads: int = 1, min_run_time: float = 0.3, warmup: int = 2) -> Timing:
+    """Time ``fn()`` after ``warmup`` calls with ``torch.utils.benchmark`` (threads pinned to ``threads``).
+
+    CUDA work is synchronised by the Timer itself.
+    """
+    for _ in range(warmup):
+        fn()
+    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
+    measurement = timer.blocked_autorange(min_run_time=min_run_time)
+    times = sorted(measurement.times)
+    return Timing(
+        median_ms=measurement.median * 1e3,
+        min_ms=times[0] * 1e3,
+        iqr_ms=measurement.iqr * 1e3,
+        runs=len(times) * measurement.number_per_run,
+    )
+
+
+def format_table(rows: Sequence[dict[str, Any]]) -> str:
+    """A Markdown table over the union of the rows' keys (first-seen order)."""
+    if not rows:
+        return "(no rows)"
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(_cell(row.get(c, "")) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def write_bench_json(path: str | Path, rows_by_method: dict[str, list[dict[str, Any]]],
+                     device: torch.device | str = "cpu") -> None:
+    """Rows with the machine stamp, written atomically."""
+    write_json_atomic(Path(path), {"env": env_info(device), "methods": rows_by_method})
+
+
+def load_bench_json(path: str | Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())
