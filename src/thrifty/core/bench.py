@@ -80,3 +80,29 @@ def write_bench_json(path: str | Path, rows_by_method: dict[str, list[dict[str, 
 
 def load_bench_json(path: str | Path) -> dict[str, Any]:
     return json.loads(Path(path).read_text())
+
+
+def peak_memory_mb(fn: Callable[[], Any], device: torch.device | str = "cpu") -> float:
+    """Peak memory allocated by tensors during one call of ``fn``, in MB (1e6 bytes).
+
+    On CUDA this is ``torch.cuda.max_memory_allocated``; on CPU the profiler's per-op allocation
+    events are replayed in time order and the running total's maximum is taken (tensors alive
+    before the call are not counted).
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return (torch.cuda.max_memory_allocated(device) - base) / 1e6
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    running = peak = 0
+    for event in sorted(prof.events(), key=lambda e: e.time_range.start):
+        running += event.self_cpu_memory_usage
+        peak = max(peak, running)
+    return peak / 1e6
