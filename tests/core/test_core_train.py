@@ -87,3 +87,25 @@ def test_checkpoint_round_trip_with_tied_weights(tmp_path) -> None:
 def test_missing_checkpoint_is_a_clear_error(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="config.json and model.safetensors"):
         load_checkpoint(tmp_path, nn.Linear(2, 2))
+
+
+def test_bits_per_token_of_uniform_model_is_log2_vocab() -> None:
+    from thrifty.core.lm_eval import evaluate_bits_per_token
+
+    class Uniform(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.zeros(*x.shape, 16)
+
+    ids = torch.randint(0, 16, (500,))
+    bits = evaluate_bits_per_token(Uniform(), ids, seq_len=8, batch=2, n_batches=3)
+    assert abs(bits - 4.0) < 1e-6
+
+
+def test_plots_are_written(tmp_path) -> None:
+    from thrifty.core.plots import bar_plot, line_plot
+
+    ctx = RunContext(tmp_path)
+    line_plot(ctx, "curve", {"a": ([1, 2], [3, 4]), "b": ([1, 2], [4, 5])}, xlabel="x", ylabel="y", logy=True)
+    bar_plot(ctx, "bars", {"a": 1.0, "b": 2.0}, ylabel="y")
+    assert (tmp_path / "curve.png").stat().st_size > 1000 and (tmp_path / "bars.png").stat().st_size > 1000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bars.png", "curve.png"]
