@@ -99,10 +99,10 @@ class RunContext:
             handle.write(json.dumps(row) + "\n")
 
     def progress(self, iterable: Iterable[T], desc: str = "", total: int | None = None) -> Iterator[T]:
-        """A tqdm progress bar that stays silent when stderr is not a terminal."""
+        """A tqdm progress bar (on stderr) that stays silent when stdout is not a terminal."""
         from tqdm.auto import tqdm
 
-        return iter(tqdm(iterable, desc=desc, total=total, disable=not sys.stderr.isatty(), leave=False))
+        return iter(tqdm(iterable, desc=desc, total=total, disable=not sys.stdout.isatty(), leave=False))
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A CPU generator seeded with ``seed + offset`` (one per independent random stream)."""
