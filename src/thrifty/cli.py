@@ -52,7 +52,8 @@ def _build_parser() -> argparse.ArgumentParser:
     ben = sub.add_parser("bench", help="speed/memory rows of methods against their peers")
     ben.add_argument("methods", nargs="*", metavar="METHOD")
     ben.add_argument("--all", action="store_true")
-    ben.add_argument("--json", default=None, metavar="FILE", help="also write the rows as JSON")
+    ben.add_argument("--json", default=None, metavar="FILE", help="also write the rows as JSON to FILE")
+    ben.add_argument("--out", default="runs", help="rows and plots go to <out>/bench/<timestamp>/")
     ben.add_argument("--device", default="cpu")
     ben.add_argument("--threads", type=int, default=1, help="threads pinned while timing (default 1)")
     ben.add_argument("--full", action="store_true", help="larger sizes (slower)")
@@ -161,17 +162,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
     _apply_threads(args.threads)
     if args.json:
         _check_writable_dir(Path(args.json).resolve().parent, "--json")
-    ctx = BenchContext(device=device, threads=args.threads, quick=not args.full)
+    _check_writable_dir(Path(args.out), "--out")
+    bench_root = new_run_root(Path(args.out) / "bench")
     rows_by_method: dict[str, list[dict[str, Any]]] = {}
     for method in methods:
         if method.bench is None:
             print(f"[thrifty] {method.name}: no benchmark registered", flush=True)
             continue
+        out_dir = bench_root / method.name
+        out_dir.mkdir()
+        ctx = BenchContext(device=device, threads=args.threads, quick=not args.full, out_dir=out_dir)
         rows = method.bench(ctx)
         rows_by_method[method.name] = rows
         print(f"\n## {method.name}\n{format_table(rows)}", flush=True)
+    write_bench_json(bench_root / "bench.json", rows_by_method, device)
     if args.json:
         write_bench_json(args.json, rows_by_method, device)
+    print(f"[thrifty] bench rows: {bench_root / 'bench.json'}")
     return 0
 
 

@@ -78,9 +78,12 @@ def test_failure_sets_exit_code_and_keeps_going(toy_method: Method, tmp_path: Pa
 
 def test_bench_json(toy_method: Method, tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    assert main(["bench", "toy", "--json", str(out)]) == 0
+    assert main(["bench", "toy", "--json", str(out), "--out", str(tmp_path / "runs")]) == 0
     data = json.loads(out.read_text())
     assert data["methods"]["toy"][0]["case"] == "noop" and "torch" in data["env"]
+    (bench_root,) = list((tmp_path / "runs" / "bench").iterdir())
+    assert json.loads((bench_root / "bench.json").read_text()) == data
+    assert (bench_root / "toy").is_dir()
 
 
 def test_report_of_missing_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

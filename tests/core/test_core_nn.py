@@ -102,3 +102,15 @@ def test_generate_greedy_is_deterministic_and_extends() -> None:
     # greedy choice equals the argmax of a full forward pass at every step
     logits = lm(a[:, :-1])
     assert torch.equal(logits[:, 2:].argmax(-1), a[:, 3:])
+
+
+def test_explicit_positions_equal_start_offset_and_shared_ids() -> None:
+    torch.manual_seed(0)
+    lm = TransformerLM(TransformerLMConfig(vocab_size=30, dim=16, n_layers=1, n_heads=2, causal=False)).double()
+    idx = torch.randint(0, 30, (2, 5))
+    torch.testing.assert_close(lm(idx, start_pos=3), lm(idx, positions=torch.arange(3, 8)))
+    # a sequence concatenated with itself under shared position ids: both copies see the same context
+    twice = lm(torch.cat((idx, idx), dim=1), positions=torch.arange(5).repeat(2))
+    torch.testing.assert_close(twice[:, :5], twice[:, 5:])
+    with pytest.raises(ValueError, match=r"positions: expected shape \(5,\)"):
+        lm(idx, positions=torch.arange(4))

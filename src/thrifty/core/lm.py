@@ -58,14 +58,15 @@ class TransformerLM(nn.Module):
     def new_caches(self) -> list[KVCache]:
         return [KVCache() for _ in self.blocks]
 
-    def forward(self, idx: Tensor, *, start_pos: int = 0, caches: list[KVCache] | None = None,
-                mask: Tensor | None = None) -> Tensor:
-        """``idx (B, T)`` token ids -> logits ``(B, T, V)``."""
+    def forward(self, idx: Tensor, *, start_pos: int = 0, positions: Tensor | None = None,
+                caches: list[KVCache] | None = None, mask: Tensor | None = None) -> Tensor:
+        """``idx (B, T)`` token ids -> logits ``(B, T, V)``; ``positions (T,)`` overrides ``start_pos``."""
         if idx.dim() != 2:
             raise ValueError(f"idx: expected (B, T) token ids, got shape {tuple(idx.shape)}")
         x = self.embed(idx)
         for i, block in enumerate(self.blocks):
-            x = block(x, start_pos=start_pos, cache=None if caches is None else caches[i], mask=mask)
+            cache = None if caches is None else caches[i]
+            x = block(x, start_pos=start_pos, positions=positions, cache=cache, mask=mask)
         return self.head(self.norm(x))
 
     @torch.no_grad()

@@ -173,14 +173,22 @@ class Attention(nn.Module):
         self.o_proj = nn.Linear(n_heads * self.head_dim, dim, bias=False)
         self.rope = RotaryEmbedding(self.head_dim, rope_base)
 
-    def forward(self, x: Tensor, *, start_pos: int = 0, cache: KVCache | None = None,
-                mask: Tensor | None = None) -> Tensor:
-        """``x (B, T, C)`` at positions ``start_pos ..`` -> ``(B, T, C)``."""
+    def forward(self, x: Tensor, *, start_pos: int = 0, positions: Tensor | None = None,
+                cache: KVCache | None = None, mask: Tensor | None = None) -> Tensor:
+        """``x (B, T, C)`` -> ``(B, T, C)``.
+
+        Token ``i`` sits at RoPE position ``start_pos + i``, or at ``positions[i]`` when the int64
+        tensor ``positions (T,)`` is given (e.g. two copies of a sequence sharing position ids).
+        """
         b, t, _ = x.shape
+        if positions is None:
+            positions = torch.arange(start_pos, start_pos + t, device=x.device)
+        elif positions.shape != (t,):
+            raise ValueError(f"positions: expected shape ({t},), got {tuple(positions.shape)}")
         q = self.q_proj(x).view(b, t, self.n_heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        cos, sin = self.rope(torch.arange(start_pos, start_pos + t, device=x.device))
+        cos, sin = self.rope(positions)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if cache is not None:
             k, v = cache.append(k, v)
@@ -200,7 +208,7 @@ class TransformerBlock(nn.Module):
         self.mlp_norm = RMSNorm(dim, norm_eps)
         self.mlp = SwiGLU(dim, mlp_hidden or default_mlp_hidden(dim))
 
-    def forward(self, x: Tensor, *, start_pos: int = 0, cache: KVCache | None = None,
-                mask: Tensor | None = None) -> Tensor:
-        x = x + self.attn(self.attn_norm(x), start_pos=start_pos, cache=cache, mask=mask)
+    def forward(self, x: Tensor, *, start_pos: int = 0, positions: Tensor | None = None,
+                cache: KVCache | None = None, mask: Tensor | None = None) -> Tensor:
+        x = x + self.attn(self.attn_norm(x), start_pos=start_pos, positions=positions, cache=cache, mask=mask)
         return x + self.mlp(self.mlp_norm(x))
