@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from thrifty.core.testing import run_script
+
 WORKER = Path(__file__).with_name("dtrpo_ddp_worker.py")
-
-
-def _run(args: list[str], tmp_path: Path) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 0, proc.stderr[-3000:]
 
 
 @pytest.mark.dist
 def test_dtrpo_trainer_ddp_matches_single_process(tmp_path: Path) -> None:
     single, multi = tmp_path / "single.pt", tmp_path / "multi.pt"
-    _run([sys.executable, str(WORKER), str(single), "none"], tmp_path)
-    _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-          str(WORKER), str(multi), "ddp"], tmp_path)
+    run_script(WORKER, [str(single), "none"], cwd=tmp_path)
+    run_script(WORKER, [str(multi), "ddp"], cwd=tmp_path, nproc=2)
     a, b = torch.load(single), torch.load(multi)
     assert a["world_size"] == 1 and b["world_size"] == 2
     moved = max(float((p - a["init"][name]).abs().max()) for name, p in a["params"].items())

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -52,3 +56,19 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def run_script(script: str | Path, args: list[str], *, cwd: str | Path, nproc: int = 1,
+               timeout: float = 180.0) -> None:
+    """Run ``script`` with ``args`` in a fresh interpreter, under ``torchrun`` when ``nproc > 1``.
+
+    Each process gets one intra-op thread. Raises AssertionError with the tail of stderr on failure.
+    """
+    launcher = [sys.executable]
+    if nproc > 1:
+        launcher += ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([*launcher, str(script), *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(f"{Path(script).name} (nproc={nproc}) failed:\n{proc.stderr[-3000:]}")
