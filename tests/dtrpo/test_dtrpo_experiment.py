@@ -16,7 +16,6 @@ from thrifty.dtrpo.tasks import EOS, AdditionTask
 
 
 def test_smoke_run_writes_results(tmp_path) -> None:
-    torch.set_num_threads(1)
     outcome = run_method(get_method("dtrpo"), preset="smoke", seed=0, run_root=tmp_path)
     assert outcome.ok, outcome.error
     results = json.loads((outcome.run_dir / "results.json").read_text())

@@ -171,6 +171,8 @@ def run_method(method: Method, *, preset: str = "quick", seed: int = 0, device: 
     config.to_json(run_dir / "config.json")
     ctx = RunContext(run_dir, seed=seed, preset=preset, device=device, threads=threads)
     torch.manual_seed(seed)
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(ctx.threads)
     start = time.perf_counter()
     try:
         results = method.reproduce(config, ctx)
@@ -184,6 +186,8 @@ def run_method(method: Method, *, preset: str = "quick", seed: int = 0, device: 
             "elapsed_s": time.perf_counter() - start,
         })
         return RunOutcome(method.name, run_dir, None, error)
+    finally:
+        torch.set_num_threads(threads_before)
     write_json_atomic(run_dir / "results.json", payload)
     return RunOutcome(method.name, run_dir, payload, None)
 

@@ -1,0 +1,151 @@
+"""Training and evaluation: the SAM 2 loss, EdgeTAM distillation, clip unrolling, J&F evaluation."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from thrifty.tam.data import VideoBatch
+from thrifty.tam.metrics import evaluate_vos
+from thrifty.tam.model import TinyTAM
+
+
+def sigmoid_focal_loss(logits: Tensor, target: Tensor, alpha: float = 0.25, gamma: float = 2.0) -> Tensor:
+    """Per-object mean focal loss ``(B,)`` of ``(B, 1, H, W)`` logits (SAM 2 ``sigmoid_focal_loss``)."""
+    prob = logits.sigmoid()
+    ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    p_t = prob * target + (1 - prob) * (1 - target)
+    loss = ce * (1 - p_t) ** gamma * (alpha * target + (1 - alpha) * (1 - target))
+    return loss.flatten(1).mean(1)
+
+
+def dice_loss(logits: Tensor, target: Tensor) -> Tensor:
+    """Per-object dice loss ``(B,)``."""
+    prob = logits.sigmoid().flatten(1)
+    target = target.flatten(1)
+    return 1 - (2 * (prob * target).sum(1) + 1) / (prob.sum(1) + target.sum(1) + 1)
+
+
+def sam2_loss(
+    logits: Tensor,
+    iou_pred: Tensor,
+    obj_logit: Tensor,
+    gt: Tensor,
+    weights: tuple[float, float, float, float] = (20.0, 1.0, 1.0, 1.0),
+    focal: tuple[float, float] = (0.25, 2.0),
+) -> dict[str, Tensor]:
+    """SAM 2's per-frame loss: ``20 focal + 1 dice + 1 |IoU_pred - IoU| + 1 BCE(object)``.
+
+    Mask and IoU terms count only where the object is present; everything is divided by the number of objects.
+
+    Args:
+        logits: ``(B, 1, H, W)``. iou_pred: ``(B, 1)``. obj_logit: ``(B, 1)``. gt: ``(B, 1, H, W)`` in {0, 1}.
+
+    Returns:
+        dict with ``loss`` (scalar) and the weighted terms.
+    """
+    if logits.shape != gt.shape:
+        raise ValueError(f"gt: expected shape {tuple(logits.shape)}, got {tuple(gt.shape)}")
+    present = (gt.flatten(1).sum(1) > 0).to(logits.dtype)
+    n_obj = max(gt.shape[0], 1)
+    with torch.no_grad():
+        pred = logits > 0
+        inter = (pred & (gt > 0)).flatten(1).sum(1).to(logits.dtype)
+        union = (pred | (gt > 0)).flatten(1).sum(1).to(logits.dtype)
+        actual_iou = inter / union.clamp(min=1)
+    terms = {
+        "focal": weights[0] * (sigmoid_focal_loss(logits, gt, *focal) * present).sum() / n_obj,
+        "dice": weights[1] * (dice_loss(logits, gt) * present).sum() / n_obj,
+        "iou": weights[2] * ((iou_pred[:, 0] - actual_iou).abs() * present).sum() / n_obj,
+        "obj": weights[3]
+        * F.binary_cross_entropy_with_logits(obj_logit[:, 0], present, reduction="sum")
+        / n_obj,
+    }
+    terms["loss"] = sum(terms.values())
+    return terms
+
+
+def distill_loss(
+    student: dict[str, Tensor], teacher: dict[str, Tensor], w_enc: float = 1.0, w_mem: float = 1.0
+) -> Tensor:
+    """EdgeTAM distillation [recon]: MSE on encoder (``feat``) and memory-attention (``cond``) outputs."""
+    return w_enc * F.mse_loss(student["feat"], teacher["feat"].detach()) + w_mem * F.mse_loss(
+        student["cond"], teacher["cond"].detach()
+    )
+
+
+def unroll_clip(
+    model: TinyTAM,
+    frames: Tensor,
+    masks: Tensor,
+    teacher: TinyTAM | None = None,
+    kd_weights: tuple[float, float] = (1.0, 1.0),
+) -> dict[str, Tensor]:
+    """Track a batch of clips from a ground-truth first-frame mask; memories come from PREDICTED masks.
+
+    Args:
+        frames: ``(B, T, 3, S, S)``. masks: ``(B, T, 1, S, S)``. teacher: frozen model for distillation.
+
+    Returns:
+        dict with the mean ``loss`` over frames 1..T-1 (plus ``kd`` when distilling).
+    """
+    bank = model.new_bank()
+    t_bank = teacher.new_bank() if teacher is not None else None
+    model.track_step(frames[:, 0], bank, 0, mask_prompt=masks[:, 0])
+    if teacher is not None:
+        with torch.no_grad():
+            teacher.track_step(frames[:, 0], t_bank, 0, mask_prompt=masks[:, 0])
+    total, kd = frames.new_zeros(()), frames.new_zeros(())
+    for t in range(1, frames.shape[1]):
+        out = model.track_step(frames[:, t], bank, t)
+        total = total + sam2_loss(out["masks"], out["iou"], out["obj_logit"], masks[:, t])["loss"]
+        if teacher is not None:
+            with torch.no_grad():
+                t_out = teacher.track_step(frames[:, t], t_bank, t)
+            kd = kd + distill_loss(out, t_out, *kd_weights)
+    n = frames.shape[1] - 1
+    result = {"task": total / n, "kd": kd / n}
+    result["loss"] = result["task"] + result["kd"]
+    return result
+
+
+@torch.no_grad()
+def predict_video(model: TinyTAM, frames: Tensor, first_mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Masks ``(B, T, 1, S, S)`` (bool) and object logits ``(B, T)`` of a batch of videos."""
+    bank = model.new_bank()
+    out = model.track_step(frames[:, 0], bank, 0, mask_prompt=first_mask)
+    preds, scores = [out["masks"] > 0], [out["obj_logit"][:, 0]]
+    for t in range(1, frames.shape[1]):
+        out = model.track_step(frames[:, t], bank, t)
+        preds.append(out["masks"] > 0)
+        scores.append(out["obj_logit"][:, 0])
+    return torch.stack(preds, 1), torch.stack(scores, 1)
+
+
+@torch.no_grad()
+def evaluate(model: TinyTAM, videos: VideoBatch, batch: int = 16) -> dict[str, float]:
+    """DAVIS J&F on ``videos`` (one object each), overall and on the videos with a full-occlusion episode."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    gts, preds = [], []
+    for i in range(0, videos.frames.shape[0], batch):
+        frames = videos.frames[i : i + batch].to(device)
+        masks = videos.masks[i : i + batch].to(device)
+        p, _ = predict_video(model, frames, masks[:, 0])
+        preds += [x[:, 0].cpu().numpy() for x in p]
+        gts += [x[:, 0].cpu().numpy() > 0.5 for x in masks]
+    model.train(was_training)
+    res = evaluate_vos(gts, preds)
+    occ = [i for i, o in enumerate(videos.occluded.tolist()) if o]
+    occ_res = evaluate_vos([gts[i] for i in occ], [preds[i] for i in occ]) if occ else {"JF": float("nan")}
+    res["JF_occluded"] = occ_res["JF"]
+    res["n_videos"], res["n_occluded"] = float(len(gts)), float(len(occ))
+    return res
+
+
+def as_numpy_masks(x: Tensor) -> np.ndarray:
+    """``(T, 1, H, W)`` tensor -> ``(T, H, W)`` bool array."""
+    return x[:, 0].detach().cpu().numpy() > 0.5
