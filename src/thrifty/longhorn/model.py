@@ -1,0 +1,255 @@
+"""Longhorn token mixer, its decode cache, and a small pre-norm language model (spec §2.5-2.9)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from thrifty.core.nn import RMSNorm
+from thrifty.longhorn.ops import SCAN_MODES, longhorn_exact_scan, longhorn_scan, longhorn_step, state_dtype
+
+
+@dataclass
+class LonghornCache:
+    """Decode state of one mixer.
+
+    Attributes:
+        conv_state: ``(B, E, d_conv)`` the last d_conv raw (pre-conv, pre-activation) channel inputs.
+        ssm_state: ``(B, E, N)`` the recurrent state, fp32 (fp64 for fp64 models).
+    """
+
+    conv_state: Tensor
+    ssm_state: Tensor
+
+
+class LonghornMixer(nn.Module):
+    """The Longhorn layer: in_proj -> causal depthwise conv -> SiLU -> (dt, k, q) -> scan -> gate -> out_proj.
+
+    Args:
+        d_model: model width d.
+        d_state: N, the key dimension of the state.
+        d_conv: depthwise conv kernel size.
+        expand: E = expand * d_model channels.
+        dt_rank: rank R of the beta-logit projection; ``"auto"`` = ceil(d_model / 16).
+        conv_bias: bias of the conv. bias: bias of in_proj/out_proj.
+        scan_mode: ``"recurrent"``, ``"blocked"``, ``"reference"`` (diagonal scan) or ``"exact"``
+            (the non-diagonal implicit update, for the approximation-gap ablation).
+        chunk_size: block length of the blocked scan.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        d_state: int = 16,
+        d_conv: int = 4,
+        expand: int = 2,
+        dt_rank: int | str = "auto",
+        conv_bias: bool = True,
+        bias: bool = False,
+        scan_mode: str = "recurrent",
+        chunk_size: int = 32,
+    ) -> None:
+        super().__init__()
+        for name, value in (
+            ("d_model", d_model),
+            ("d_state", d_state),
+            ("d_conv", d_conv),
+            ("expand", expand),
+        ):
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name}: expected a positive int, got {value!r}")
+        if scan_mode not in (*SCAN_MODES, "exact"):
+            raise ValueError(f"scan_mode: expected one of {(*SCAN_MODES, 'exact')}, got {scan_mode!r}")
+        self.d_model, self.d_state, self.d_conv = d_model, d_state, d_conv
+        self.d_inner = expand * d_model
+        self.dt_rank = math.ceil(d_model / 16) if dt_rank == "auto" else int(dt_rank)
+        self.scan_mode, self.chunk_size = scan_mode, chunk_size
+        e = self.d_inner
+        self.in_proj = nn.Linear(d_model, 2 * e, bias=bias)
+        self.conv1d = nn.Conv1d(e, e, d_conv, groups=e, bias=conv_bias)  # padding comes from the cache
+        self.x_proj = nn.Linear(e, self.dt_rank + 2 * d_state, bias=False)
+        self.dt_head = nn.Linear(self.dt_rank, e, bias=True)
+        self.D = nn.Parameter(torch.ones(e))
+        self.out_proj = nn.Linear(e, d_model, bias=bias)
+
+    def allocate_cache(
+        self, batch: int, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
+    ) -> LonghornCache:
+        """A zero cache for ``batch`` sequences (zero conv history == the causal zero padding)."""
+        device = device if device is not None else self.D.device
+        conv = torch.zeros(batch, self.d_inner, self.d_conv, dtype=dtype, device=device)
+        ssm = torch.zeros(batch, self.d_inner, self.d_state, dtype=state_dtype(dtype), device=device)
+        return LonghornCache(conv, ssm)
+
+    def _ssm_inputs(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        dt_low, k, q = torch.split(self.x_proj(x), [self.dt_rank, self.d_state, self.d_state], dim=-1)
+        return self.dt_head(dt_low), k, q
+
+    def _depthwise_conv(self, padded: Tensor) -> Tensor:
+        """Causal depthwise conv of ``padded (B, E, L + d_conv - 1)`` -> ``(B, E, L)``.
+
+        Written as d_conv shifted multiply-adds: on CPU this avoids building a oneDNN primitive for every new
+        sequence length, which dominated short runs.
+        """
+        length = padded.shape[-1] - self.d_conv + 1
+        weight = self.conv1d.weight.squeeze(1)  # (E, d_conv)
+        out = padded[..., :length] * weight[:, :1]
+        for i in range(1, self.d_conv):
+            out = torch.addcmul(out, padded[..., i : i + length], weight[:, i : i + 1])
+        return out if self.conv1d.bias is None else out + self.conv1d.bias.unsqueeze(-1)
+
+    def forward(self, h: Tensor, cache: LonghornCache | None = None) -> Tensor:
+        """``h (B, L, d) -> (B, L, d)``; with ``cache``, continues from it and updates it in place."""
+        if h.dim() != 3 or h.shape[-1] != self.d_model:
+            raise ValueError(f"h: expected shape (B, L, {self.d_model}), got {tuple(h.shape)}")
+        x_raw, z = self.in_proj(h).chunk(2, dim=-1)
+        x_raw = x_raw.transpose(1, 2)  # (B, E, L)
+        history = (
+            cache.conv_state[..., 1:]
+            if cache is not None
+            else x_raw.new_zeros(x_raw.shape[0], self.d_inner, self.d_conv - 1)
+        )
+        x = F.silu(self._depthwise_conv(torch.cat((history, x_raw), dim=-1))).transpose(1, 2)  # (B, L, E)
+        beta_logit, k, q = self._ssm_inputs(x)
+        init = cache.ssm_state if cache is not None else None
+        if self.scan_mode == "exact":
+            y, final = longhorn_exact_scan(
+                x, k, q, beta_logit, D=self.D, z=z, initial_state=init, return_final_state=cache is not None
+            )
+        else:
+            y, final = longhorn_scan(
+                x,
+                k,
+                q,
+                beta_logit,
+                D=self.D,
+                z=z,
+                initial_state=init,
+                mode=self.scan_mode,
+                chunk_size=self.chunk_size,  # type: ignore[arg-type]
+                return_final_state=cache is not None,
+            )
+        if cache is not None:
+            cache.conv_state = torch.cat((cache.conv_state, x_raw), dim=-1)[..., -self.d_conv :].detach()
+            cache.ssm_state = final.detach()
+        return self.out_proj(y)
+
+    def step(self, h_t: Tensor, cache: LonghornCache) -> Tensor:
+        """One decode token in O(E*N): ``h_t (B, d) -> (B, d)``; updates ``cache`` in place."""
+        if self.scan_mode == "exact":
+            return self.forward(h_t.unsqueeze(1), cache).squeeze(1)
+        x_raw, z = self.in_proj(h_t).chunk(2, dim=-1)
+        cache.conv_state = torch.cat((cache.conv_state[..., 1:], x_raw.unsqueeze(-1)), dim=-1)
+        weight = self.conv1d.weight.squeeze(1)  # (E, d_conv)
+        x = (cache.conv_state * weight).sum(-1)
+        if self.conv1d.bias is not None:
+            x = x + self.conv1d.bias
+        x = F.silu(x)
+        beta_logit, k, q = self._ssm_inputs(x)
+        y, cache.ssm_state = longhorn_step(cache.ssm_state, x, k, q, beta_logit, D=self.D, z_t=z)
+        return self.out_proj(y)
+
+
+class LonghornBlock(nn.Module):
+    """Pre-norm residual block ``h + mixer(RMSNorm(h))`` (no MLP, as in the paper)."""
+
+    def __init__(self, d_model: int, **mixer_kwargs: object) -> None:
+        super().__init__()
+        self.norm = RMSNorm(d_model)
+        self.mixer = LonghornMixer(d_model, **mixer_kwargs)  # type: ignore[arg-type]
+
+    def forward(self, h: Tensor, cache: LonghornCache | None = None) -> Tensor:
+        return h + self.mixer(self.norm(h), cache)
+
+    def step(self, h_t: Tensor, cache: LonghornCache) -> Tensor:
+        return h_t + self.mixer.step(self.norm(h_t), cache)
+
+
+def mixer_param_count(d_model: int, d_state: int = 16, expand: int = 2, d_conv: int = 4) -> int:
+    """Parameters of one block (mixer + its RMSNorm): ``3Ed + E(2R + 2N + d_conv + 3) + d`` (spec §2.6)."""
+    e, r = expand * d_model, math.ceil(d_model / 16)
+    return 3 * e * d_model + e * (2 * r + 2 * d_state + d_conv + 3) + d_model
+
+
+class LonghornLM(nn.Module):
+    """Embedding -> n_layers Longhorn blocks -> RMSNorm -> tied head (vocabulary padded to a multiple of 8).
+
+    Args:
+        vocab_size: tokens; logits are returned for exactly these (padding rows are sliced off).
+        d_model, n_layers: width and number of Longhorn blocks.
+        **mixer_kwargs: forwarded to :class:`LonghornMixer` (d_state, expand, scan_mode, ...).
+    """
+
+    def __init__(self, vocab_size: int, d_model: int = 64, n_layers: int = 4, **mixer_kwargs: object) -> None:
+        super().__init__()
+        if vocab_size <= 0 or n_layers <= 0:
+            raise ValueError(f"vocab_size/n_layers: expected positive ints, got {vocab_size}, {n_layers}")
+        self.vocab_size = vocab_size
+        padded = -(-vocab_size // 8) * 8
+        self.embed = nn.Embedding(padded, d_model)
+        self.blocks = nn.ModuleList(LonghornBlock(d_model, **mixer_kwargs) for _ in range(n_layers))
+        self.norm = RMSNorm(d_model)
+        self.head = nn.Linear(d_model, padded, bias=False)
+        self.head.weight = self.embed.weight
+        self._init_weights(n_layers)
+
+    def _init_weights(self, n_layers: int) -> None:
+        """Spec §2.7: zero Linear biases (beta starts at 0.5), N(0, 0.02) embeddings, scaled out_proj."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+        nn.init.normal_(self.embed.weight, std=0.02)
+        for block in self.blocks:
+            nn.init.kaiming_uniform_(block.mixer.out_proj.weight, a=math.sqrt(5))
+            with torch.no_grad():
+                block.mixer.out_proj.weight /= math.sqrt(n_layers)
+
+    def allocate_caches(self, batch: int) -> list[LonghornCache]:
+        dtype = self.embed.weight.dtype
+        return [b.mixer.allocate_cache(batch, dtype) for b in self.blocks]
+
+    def forward(self, idx: Tensor, caches: list[LonghornCache] | None = None) -> Tensor:
+        """``idx (B, T)`` -> logits ``(B, T, vocab_size)``; with ``caches``, a prefill that fills them."""
+        if idx.dim() != 2:
+            raise ValueError(f"idx: expected (B, T) token ids, got shape {tuple(idx.shape)}")
+        h = self.embed(idx)
+        for i, block in enumerate(self.blocks):
+            h = block(h, None if caches is None else caches[i])
+        return self.head(self.norm(h))[..., : self.vocab_size]
+
+    def step(self, token: Tensor, caches: list[LonghornCache]) -> Tensor:
+        """One decode step: ``token (B,)`` -> logits ``(B, vocab_size)``."""
+        h = self.embed(token)
+        for block, cache in zip(self.blocks, caches, strict=True):
+            h = block.step(h, cache)
+        return self.head(self.norm(h))[..., : self.vocab_size]
+
+    @torch.no_grad()
+    def generate(
+        self,
+        idx: Tensor,
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Greedy (temperature 0) or sampled continuation via the O(E*N) step: ``(B, T) -> (B, T + n)``."""
+        caches = self.allocate_caches(idx.shape[0])
+        logits = self(idx, caches)[:, -1]
+        out = [idx]
+        for _ in range(max_new_tokens):
+            if temperature > 0:
+                probs = torch.softmax(logits.float() / temperature, dim=-1)
+                nxt = torch.multinomial(probs.cpu(), 1, generator=generator).to(idx.device).squeeze(1)
+            else:
+                nxt = logits.argmax(-1)
+            out.append(nxt.unsqueeze(1))
+            logits = self.step(nxt, caches)
+        return torch.cat(out, dim=1)
+
+    def num_params(self) -> int:
+        """Unique parameters (the tied head counts once)."""
+        return sum(p.numel() for p in self.parameters())
