@@ -1,0 +1,39 @@
+"""The registered method: config presets and a smoke run that writes a valid results.json."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from thrifty.core.config import ConfigError
+from thrifty.core.registry import get_method
+from thrifty.core.runs import RESULTS_KEYS, run_method
+from thrifty.flashnas.config import FlashNASConfig
+from thrifty.flashnas.dataset import DATASET_PATH
+
+
+def test_presets_and_validation() -> None:
+    for name in ("smoke", "quick", "full"):
+        cfg = FlashNASConfig.from_preset(name)
+        assert FlashNASConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ConfigError, match="n_kv_heads"):
+        FlashNASConfig.from_preset("quick", n_kv_heads=3)
+    with pytest.raises(ConfigError, match="latency_residual"):
+        FlashNASConfig.from_preset("quick", latency_residual="mlp")
+
+
+@pytest.mark.skipif(not DATASET_PATH.exists(), reason=f"no stored latency dataset at {DATASET_PATH}")
+def test_smoke_run_writes_results(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("THRIFTY_CACHE", str(tmp_path / "cache"))
+    outcome = run_method(get_method("flashnas"), preset="smoke", run_root=tmp_path / "runs")
+    assert outcome.ok, outcome.error
+    payload = json.loads((outcome.run_dir / "results.json").read_text())
+    assert set(RESULTS_KEYS) <= set(payload)
+    assert {"backbone", "chosen", "deep_thin"} <= set(payload["variants"])
+    for row in payload["variants"].values():
+        assert math.isfinite(row["val_bpc"]) and row["prefill_32_ms"] > 0 and row["decode_32_ms"] > 0
+    assert set(payload["extra"]["search"]) == {"random", "flops", "latency"}
+    assert all(v["evaluations"] == 2 for v in payload["extra"]["search"].values())
+    assert (outcome.run_dir / "pareto.png").exists()
