@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+from flashnas_fixtures import random_model
 
-from conftest import random_model
 from thrifty.flashnas.config import FlashLMConfig
 from thrifty.flashnas.experiment import _select, deep_thin_config
 from thrifty.flashnas.latency import param_count

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from flashnas_fixtures import random_model
 
-from conftest import random_model
 from thrifty.core.testing import assert_close_ratio
 from thrifty.flashnas.config import FlashLMConfig
 from thrifty.flashnas.model import FlashLM, PrefillExport, StaticKVDecoder, causal_mask

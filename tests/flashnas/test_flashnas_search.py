@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from flashnas_fixtures import random_model
 
-from conftest import random_model
 from thrifty.flashnas.algorithm import ImportanceScores
 from thrifty.flashnas.config import FlashLMConfig
 from thrifty.flashnas.latency import arch_features, interleaved_timings, reduce_times
