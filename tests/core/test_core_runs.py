@@ -80,6 +80,9 @@ def test_report_lists_successes_and_failures(tmp_path: Path, toy_method: Method)
     run_method(failed, preset="smoke", run_root=root, overrides={"fail": True})
     report = write_report(find_records(root), root).read_text()
     assert "| broken | (failed) | error: RuntimeError: toy failure on purpose" in report
+    toy_row = next(line for line in report.splitlines() if line.startswith("| toy |"))
+    holds = json.loads((root / "toy" / "results.json").read_text())["claim_holds"]
+    assert toy_row.endswith(f"| 1/1: {'yes' if holds else 'no'} | {toy_row.rsplit('|', 2)[1].strip()} |")
     assert "| toy | Fitting beats predicting zero." in report
     assert "| zero |" in report  # the baseline's row in the variants table
     assert (root / "report.html").read_text().count("<table>") >= 3

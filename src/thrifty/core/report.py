@@ -60,16 +60,19 @@ def summary_rows(records: list[MethodRecord]) -> list[list[str]]:
     rows = []
     for rec in records:
         if rec.results is None:
-            rows.append([rec.name, "(failed)", f"error: {rec.error}", "", "", "FAILED", ""])
+            rows.append([rec.name, "(failed)", f"error: {rec.error}", "", "", "FAILED", "", ""])
             continue
         h = rec.results["headline"]
+        claims = [h, *rec.results.get("checks", [])]
+        held = sum(bool(c["holds"]) for c in claims)
         rows.append([rec.name, rec.results["claim"], h["name"], _fmt(h["value"]),
-                     f"{h['direction']} {_fmt(h['target'])}", _fmt(rec.results["claim_holds"]),
-                     f"{rec.results['elapsed_s']:.0f}"])
+                     f"{h['direction']} {_fmt(h['target'])}", _fmt(h["holds"]),
+                     f"{held}/{len(claims)}: {_fmt(rec.results['claim_holds'])}", f"{rec.results['elapsed_s']:.0f}"])
     return rows
 
 
-SUMMARY_HEADER = ["method", "claim", "headline", "measured", "target", "holds", "time (s)"]
+SUMMARY_HEADER = ["method", "claim", "headline", "measured", "target", "headline holds",
+                  "claims holding (all?)", "time (s)"]
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
