@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
 import typing
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
+
+from thrifty.core.io import write_json_atomic
 
 C = TypeVar("C", bound="Config")
 
@@ -79,8 +82,6 @@ class Config:
         return cls(**kwargs)
 
     def to_json(self, path: str | Path) -> None:
-        from thrifty.core.io import write_json_atomic
-
         write_json_atomic(Path(path), {"config": type(self).__name__, "version": self.VERSION, **self.to_dict()})
 
     @classmethod
@@ -108,7 +109,7 @@ def _from_jsonable(hint: Any, value: Any) -> Any:
     if hint is None:
         return value
     origin = typing.get_origin(hint)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, getattr(types, "UnionType", None)):
         for arg in typing.get_args(hint):
             if arg is not type(None) and value is not None:
                 return _from_jsonable(arg, value)
