@@ -23,9 +23,14 @@ def _one_intra_op_thread() -> Iterator[None]:
 
 @pytest.fixture
 def toy_method(monkeypatch: pytest.MonkeyPatch) -> Method:
-    method = Method(name="toy", paper="Toy (arXiv 0000.00000)", claim="Fitting beats predicting zero.",
-                    config_cls=ToyConfig, reproduce=toy_reproduce,
-                    bench=lambda ctx: [{"case": "noop", "variant": "toy", "median_ms": 0.0}])
+    method = Method(
+        name="toy",
+        paper="Toy (arXiv 0000.00000)",
+        claim="Fitting beats predicting zero.",
+        config_cls=ToyConfig,
+        reproduce=toy_reproduce,
+        bench=lambda ctx: [{"case": "noop", "variant": "toy", "median_ms": 0.0}],
+    )
     registry.discover()
     monkeypatch.setitem(registry._METHODS, "toy", method)
     return method

@@ -46,8 +46,13 @@ def _build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", default="runs", help="directory under which <timestamp>/ is created")
     rep.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     rep.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
-    rep.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                     help="override a config field (JSON value), e.g. --set steps=50; repeatable")
+    rep.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a config field (JSON value), e.g. --set steps=50; repeatable",
+    )
 
     ben = sub.add_parser("bench", help="speed/memory rows of methods against their peers")
     ben.add_argument("methods", nargs="*", metavar="METHOD")
@@ -119,8 +124,9 @@ def _apply_threads(threads: int | None) -> None:
 
 
 def cmd_list(_: argparse.Namespace) -> int:
-    rows = [{"method": m.name, "paper": m.paper, "claim": m.claim, "presets": ", ".join(m.presets)}
-            for m in list_methods()]
+    rows = [
+        {"method": m.name, "paper": m.paper, "claim": m.claim, "presets": ", ".join(m.presets)} for m in list_methods()
+    ]
     print(format_table(rows))
     return 0
 
@@ -129,8 +135,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     methods = _resolve_methods(args.methods, args.all)
     for method in methods:
         if args.preset not in method.presets:
-            raise UsageError(f"--preset: {args.preset!r} is not a preset of {method.name}; "
-                             f"expected one of: {', '.join(method.presets)}")
+            raise UsageError(
+                f"--preset: {args.preset!r} is not a preset of {method.name}; "
+                f"expected one of: {', '.join(method.presets)}"
+            )
     device = _resolve_device(args.device)
     _apply_threads(args.threads)
     overrides = _parse_overrides(args.set)
@@ -145,11 +153,21 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     outcomes = []
     for method in methods:
         print(f"[thrifty] {method.name}: reproducing ({args.preset}) ...", flush=True)
-        outcome = run_method(method, preset=args.preset, seed=args.seed, device=device, run_root=run_root,
-                             threads=args.threads, overrides=overrides)
+        outcome = run_method(
+            method,
+            preset=args.preset,
+            seed=args.seed,
+            device=device,
+            run_root=run_root,
+            threads=args.threads,
+            overrides=overrides,
+        )
         outcomes.append(outcome)
-        status = "FAILED: " + str(outcome.error) if not outcome.ok else (
-            f"claim holds: {'yes' if outcome.results and outcome.results['claim_holds'] else 'no'}")
+        status = (
+            "FAILED: " + str(outcome.error)
+            if not outcome.ok
+            else (f"claim holds: {'yes' if outcome.results and outcome.results['claim_holds'] else 'no'}")
+        )
         print(f"[thrifty] {method.name}: {status}", flush=True)
     report = write_report(find_records(run_root), run_root)
     print(f"[thrifty] report: {report}")

@@ -43,7 +43,8 @@ def test_smoke_run_writes_valid_results(method: Method, tmp_path: Path) -> None:
     claims = [results["headline"], *results["checks"]]
     for claim in claims:
         expected = claim["value"] is not None and (
-            claim["value"] >= claim["target"] if claim["direction"] == ">=" else claim["value"] <= claim["target"])
+            claim["value"] >= claim["target"] if claim["direction"] == ">=" else claim["value"] <= claim["target"]
+        )
         assert claim["holds"] == expected
     assert results["claim_holds"] == all(c["holds"] for c in claims)
     for plot in results["plots"]:

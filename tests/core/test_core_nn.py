@@ -70,7 +70,7 @@ def test_kv_cache_decode_equals_full_forward() -> None:
     full = lm(idx)
     caches = lm.new_caches()
     parts = [lm(idx[:, :4], caches=caches)]  # prefill 4, then decode one token at a time
-    parts += [lm(idx[:, t:t + 1], start_pos=t, caches=caches) for t in range(4, 9)]
+    parts += [lm(idx[:, t : t + 1], start_pos=t, caches=caches) for t in range(4, 9)]
     assert_close_ratio("cached logits", full, torch.cat(parts, dim=1), ratio=1e-10, atol=1e-10)
 
 

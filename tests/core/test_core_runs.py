@@ -75,8 +75,9 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path: Path) -> None:
 def test_report_lists_successes_and_failures(tmp_path: Path, toy_method: Method) -> None:
     root = new_run_root(tmp_path)
     run_method(toy_method, preset="smoke", run_root=root)
-    failed = Method(name="broken", paper="p", claim="c", config_cls=toy_method.config_cls,
-                    reproduce=toy_method.reproduce)
+    failed = Method(
+        name="broken", paper="p", claim="c", config_cls=toy_method.config_cls, reproduce=toy_method.reproduce
+    )
     run_method(failed, preset="smoke", run_root=root, overrides={"fail": True})
     report = write_report(find_records(root), root).read_text()
     assert "| broken | (failed) | error: RuntimeError: toy failure on purpose" in report

@@ -44,8 +44,9 @@ def test_train_lowers_loss_and_logs(tmp_path) -> None:
     model, loss_fn, batch_fn = _regression_setup()
     ctx = RunContext(tmp_path)
     cfg = TrainConfig(steps=60, lr=0.05, warmup_steps=5, log_every=10, eval_every=20)
-    res = train(model, loss_fn, batch_fn, cfg, ctx=ctx, series="train/reg",
-                eval_fn=lambda m: {"w_norm": float(m.weight.norm())})
+    res = train(
+        model, loss_fn, batch_fn, cfg, ctx=ctx, series="train/reg", eval_fn=lambda m: {"w_norm": float(m.weight.norm())}
+    )
     assert res.losses[-1] < 0.05 * res.losses[0]
     assert [e["step"] for e in res.evals] == [19, 39, 59]
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]

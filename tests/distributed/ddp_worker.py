@@ -31,8 +31,10 @@ def main(out_path: str, strategy: str) -> None:
 
     cfg = TrainConfig(steps=6, lr=0.05, warmup_steps=2, weight_decay=0.1, grad_clip=0.5, strategy=strategy)
     result = train(model, loss_fn, batch_fn, cfg)
-    params = {name: p.detach().full_tensor() if hasattr(p, "full_tensor") else p.detach()
-              for name, p in model.named_parameters()}
+    params = {
+        name: p.detach().full_tensor() if hasattr(p, "full_tensor") else p.detach()
+        for name, p in model.named_parameters()
+    }
     if current().is_main:
         torch.save({"params": params, "losses": result.losses, "world_size": info.world_size}, out_path)
     if info.world_size > 1:

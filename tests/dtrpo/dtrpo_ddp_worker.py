@@ -23,16 +23,17 @@ def main(out_path: str, strategy: str) -> None:
     ref = copy.deepcopy(policy)
     init = {k: v.detach().clone() for k, v in policy.named_parameters()}
     g = torch.Generator().manual_seed(1)
-    pairs = PreferencePairs(torch.randint(0, 6, (12, 3), generator=g), torch.randint(0, 6, (12, 4), generator=g),
-                            torch.randint(0, 6, (12, 4), generator=g))
-    trainer = DTRPOTrainer(policy, ref, DTRPOEstimator(2, 6, 2, estimator="rao_blackwell"), beta=0.5,
-                           nll_weight=0.5)
+    pairs = PreferencePairs(
+        torch.randint(0, 6, (12, 3), generator=g),
+        torch.randint(0, 6, (12, 4), generator=g),
+        torch.randint(0, 6, (12, 4), generator=g),
+    )
+    trainer = DTRPOTrainer(policy, ref, DTRPOEstimator(2, 6, 2, estimator="rao_blackwell"), beta=0.5, nll_weight=0.5)
     cfg = TrainConfig(steps=4, lr=0.05, strategy=strategy)
     result = trainer.train(pairs, cfg, batch_size=8, generator=torch.Generator().manual_seed(2))
     if current().is_main:
         params = {k: v.detach() for k, v in policy.named_parameters()}
-        torch.save({"params": params, "losses": result.losses, "world_size": info.world_size,
-                    "init": init}, out_path)
+        torch.save({"params": params, "losses": result.losses, "world_size": info.world_size, "init": init}, out_path)
     if info.world_size > 1:
         torch.distributed.destroy_process_group()
 

@@ -18,8 +18,9 @@ VOCAB, MASK = 7, 6
 
 def tiny_model(seed: int) -> MaskedDiffusionLM:
     torch.manual_seed(seed)
-    return MaskedDiffusionLM(DiffusionLMConfig(vocab_size=VOCAB, mask_id=MASK, dim=16, n_layers=1, n_heads=2,
-                                               impl="naive")).double()
+    return MaskedDiffusionLM(
+        DiffusionLMConfig(vocab_size=VOCAB, mask_id=MASK, dim=16, n_layers=1, n_heads=2, impl="naive")
+    ).double()
 
 
 def test_dpo_loss_is_log2_at_the_reference_with_the_dpo_gradient() -> None:
@@ -72,8 +73,11 @@ def test_pairs_validation() -> None:
 def test_trainer_cached_reference_matches_live_reference_and_trains() -> None:
     policy, ref = tiny_model(0), tiny_model(1)
     g = torch.Generator().manual_seed(0)
-    pairs = PreferencePairs(torch.randint(0, MASK, (6, 2), generator=g), torch.randint(0, MASK, (6, 4), generator=g),
-                            torch.randint(0, MASK, (6, 4), generator=g))
+    pairs = PreferencePairs(
+        torch.randint(0, MASK, (6, 2), generator=g),
+        torch.randint(0, MASK, (6, 4), generator=g),
+        torch.randint(0, MASK, (6, 4), generator=g),
+    )
     est = DTRPOEstimator(2, MASK, 2, estimator="rao_blackwell")
     cached = DTRPOTrainer(policy, ref, est, beta=0.5, mask_seed=3)
     cached.prepare(pairs)

@@ -24,8 +24,9 @@ VOCAB, MASK = 7, 6
 
 def tiny_model(seed: int, std: float = 0.5) -> MaskedDiffusionLM:
     torch.manual_seed(seed)
-    model = MaskedDiffusionLM(DiffusionLMConfig(vocab_size=VOCAB, mask_id=MASK, dim=16, n_layers=2, n_heads=2,
-                                                impl="naive")).double()
+    model = MaskedDiffusionLM(
+        DiffusionLMConfig(vocab_size=VOCAB, mask_id=MASK, dim=16, n_layers=2, n_heads=2, impl="naive")
+    ).double()
     for p in model.parameters():
         torch.nn.init.normal_(p, std=std)
     return model.eval()
@@ -38,7 +39,7 @@ def _repeat(prompt: torch.Tensor, resp: torch.Tensor, n: int) -> tuple[torch.Ten
 @pytest.mark.parametrize("block,steps", [(4, 2), (3, 3)])
 def test_dtrpo_estimators_unbiased_for_order_averaged_logratio(block: int, steps: int) -> None:
     policy, ref = tiny_model(0), tiny_model(1)
-    prompt, resp = torch.tensor([[1, 4]]), torch.tensor([[3, 0, 5, 2, 1, 4, 0, 3][:2 * block]])
+    prompt, resp = torch.tensor([[1, 4]]), torch.tensor([[3, 0, 5, 2, 1, 4, 0, 3][: 2 * block]])
     exact = order_averaged_logratio(policy, ref, prompt, resp, block, steps, MASK)[0]
     n = 3000
     p_n, r_n = _repeat(prompt, resp, n)
@@ -58,8 +59,9 @@ def test_dtrpo_estimators_unbiased_for_order_averaged_logratio(block: int, steps
 def test_exact_estimator_replays_the_recorded_trajectory() -> None:
     policy, ref = tiny_model(0), tiny_model(1)
     prompt = torch.randint(0, MASK, (3, 2), generator=torch.Generator().manual_seed(0))
-    seq, order = sample(policy, prompt, 6, 3, 6, temperature=1.0, generator=torch.Generator().manual_seed(3),
-                        return_order=True)
+    seq, order = sample(
+        policy, prompt, 6, 3, 6, temperature=1.0, generator=torch.Generator().manual_seed(3), return_order=True
+    )
     resp = seq[:, 2:]
     est = ExactTrajectoryEstimator(3, MASK, 3)
     plan = est.plan(prompt, resp, order=order)
@@ -78,8 +80,13 @@ def test_exact_estimator_replays_the_recorded_trajectory() -> None:
     assert abs(values.mean() - slow[0]) < 4 * values.std() / n**0.5
 
 
-ALL = [ElboEstimator(2, MASK, n_mc=3), MeanFieldEstimator(2, MASK), DTRPOEstimator(2, MASK, 2),
-       DTRPOEstimator(2, MASK, 1, estimator="rao_blackwell"), ExactTrajectoryEstimator(2, MASK, 2)]
+ALL = [
+    ElboEstimator(2, MASK, n_mc=3),
+    MeanFieldEstimator(2, MASK),
+    DTRPOEstimator(2, MASK, 2),
+    DTRPOEstimator(2, MASK, 1, estimator="rao_blackwell"),
+    ExactTrajectoryEstimator(2, MASK, 2),
+]
 
 
 @pytest.mark.parametrize("est", ALL, ids=lambda e: f"{e.name}")

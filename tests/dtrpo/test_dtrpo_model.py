@@ -21,8 +21,9 @@ VOCAB, MASK = 7, 6
 
 def tiny_model(impl: str = "naive", seed: int = 0) -> MaskedDiffusionLM:
     torch.manual_seed(seed)
-    model = MaskedDiffusionLM(DiffusionLMConfig(vocab_size=VOCAB, mask_id=MASK, dim=16, n_layers=2, n_heads=2,
-                                                impl=impl)).double()
+    model = MaskedDiffusionLM(
+        DiffusionLMConfig(vocab_size=VOCAB, mask_id=MASK, dim=16, n_layers=2, n_heads=2, impl=impl)
+    ).double()
     for p in model.parameters():  # larger weights than the 0.02 init, so that every token matters
         torch.nn.init.normal_(p, std=0.5)
     return model.eval()
@@ -30,8 +31,9 @@ def tiny_model(impl: str = "naive", seed: int = 0) -> MaskedDiffusionLM:
 
 @pytest.mark.parametrize("n_prompt,n_resp,block", [(3, 6, 2), (0, 4, 4), (2, 9, 3), (5, 4, 1)])
 def test_block_diffusion_mask_matches_bruteforce(n_prompt: int, n_resp: int, block: int) -> None:
-    assert torch.equal(block_diffusion_mask(n_prompt, n_resp, block),
-                       block_diffusion_mask_bruteforce(n_prompt, n_resp, block))
+    assert torch.equal(
+        block_diffusion_mask(n_prompt, n_resp, block), block_diffusion_mask_bruteforce(n_prompt, n_resp, block)
+    )
 
 
 def test_clean_copy_never_sees_noisy_tokens_and_positions_are_shared() -> None:
@@ -40,7 +42,12 @@ def test_clean_copy_never_sees_noisy_tokens_and_positions_are_shared() -> None:
     assert not mask[:2, 2:].any()  # the prompt sees only itself
     assert two_copy_position_ids(2, 4).tolist() == [0, 1, 2, 3, 4, 5, 2, 3, 4, 5]
     assert block_causal_mask(1, 4, 2).int().tolist() == [
-        [1, 0, 0, 0, 0], [1, 1, 1, 0, 0], [1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 1, 1, 1, 1]]
+        [1, 0, 0, 0, 0],
+        [1, 1, 1, 0, 0],
+        [1, 1, 1, 0, 0],
+        [1, 1, 1, 1, 1],
+        [1, 1, 1, 1, 1],
+    ]
 
 
 @pytest.mark.parametrize("impl", ["naive", "sdpa"])

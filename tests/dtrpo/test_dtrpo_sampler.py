@@ -34,8 +34,17 @@ def test_num_transfer_tokens_even_split() -> None:
 def test_sampler_invariants(remasking: str, gen_len: int, block: int, steps: int) -> None:
     model = Recorder()
     prompt = torch.randint(0, MASK, (3, 4), generator=torch.Generator().manual_seed(0))
-    out, order = sample(model, prompt, gen_len, block, steps, temperature=1.0, remasking=remasking,
-                        generator=torch.Generator().manual_seed(1), return_order=True)
+    out, order = sample(
+        model,
+        prompt,
+        gen_len,
+        block,
+        steps,
+        temperature=1.0,
+        remasking=remasking,
+        generator=torch.Generator().manual_seed(1),
+        return_order=True,
+    )
     assert torch.equal(out[:, :4], prompt)
     assert not (out == MASK).any()
     per_block = steps // (gen_len // block)
@@ -52,7 +61,7 @@ def test_sampler_invariants(remasking: str, gen_len: int, block: int, steps: int
         assert torch.equal(newly[:, 4:], order == step)
         blk = step // per_block  # only the current block changes
         outside = torch.ones(gen_len, dtype=torch.bool)
-        outside[blk * block:(blk + 1) * block] = False
+        outside[blk * block : (blk + 1) * block] = False
         assert not newly[:, 4:][:, outside].any()
 
 

@@ -13,8 +13,16 @@ from thrifty.flashnas.model import FlashLM
 @pytest.fixture
 def tiny_cfg() -> FlashLMConfig:
     # Awkward on purpose: GQA group 2, uneven FFN widths, an FFN-only middle layer.
-    return FlashLMConfig(vocab_size=11, d_model=16, n_heads=4, n_kv_heads=2, head_dim=4, ffn=(12, 8, 10),
-                         attn=(True, False, True), max_seq_len=16)
+    return FlashLMConfig(
+        vocab_size=11,
+        d_model=16,
+        n_heads=4,
+        n_kv_heads=2,
+        head_dim=4,
+        ffn=(12, 8, 10),
+        attn=(True, False, True),
+        max_seq_len=16,
+    )
 
 
 @pytest.fixture

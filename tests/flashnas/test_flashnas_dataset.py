@@ -14,10 +14,15 @@ from thrifty.flashnas.latency import LatencyKey
 
 def _write(tmp_path, ref_chunks: list[float], ms: list[float]):
     gen = torch.Generator().manual_seed(0)
-    records = [{"name": f"c{i}", "arch": LatencySpace().sample(gen).to_dict(), "ms": {"prefill_64": v}}
-               for i, v in enumerate(ms)]
-    raw = {"protocol": {"chunk": 2}, "records": records,
-           "reference": {"per_chunk_ms": [{"prefill_64": r} for r in ref_chunks]}}
+    records = [
+        {"name": f"c{i}", "arch": LatencySpace().sample(gen).to_dict(), "ms": {"prefill_64": v}}
+        for i, v in enumerate(ms)
+    ]
+    raw = {
+        "protocol": {"chunk": 2},
+        "records": records,
+        "reference": {"per_chunk_ms": [{"prefill_64": r} for r in ref_chunks]},
+    }
     path = tmp_path / "ds.json"
     path.write_text(json.dumps(raw))
     return path

@@ -18,8 +18,13 @@ def test_deep_thin_keeps_every_layer_and_matches_params() -> None:
     thin = deep_thin_config(random_model(cfg), space, target)
     assert thin.layers == (0, 1, 2, 3) and all(thin.attn) and thin.d_model < 64
     best_gap = abs(param_count(thin.arch(cfg)) - target)
-    assert best_gap <= min(abs(param_count(FlashLMConfig.uniform(11, w, 4, 2 * kv, kv, f, head_dim=16)) - target)
-                           for w in space.widths if w < 64 for f in space.ffns for kv in space.kv_heads)
+    assert best_gap <= min(
+        abs(param_count(FlashLMConfig.uniform(11, w, 4, 2 * kv, kv, f, head_dim=16)) - target)
+        for w in space.widths
+        if w < 64
+        for f in space.ffns
+        for kv in space.kv_heads
+    )
 
 
 def test_select_is_best_loss_within_budget_else_fastest() -> None:

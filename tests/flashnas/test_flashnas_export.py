@@ -22,8 +22,9 @@ pytestmark = pytest.mark.skipif(not executorch_available(), reason="executorch (
 
 @pytest.fixture(scope="module")
 def et_model() -> FlashLM:
-    cfg = FlashLMConfig(vocab_size=13, d_model=32, n_heads=4, n_kv_heads=2, head_dim=8, ffn=(48, 32),
-                        attn=(True, False), max_seq_len=16)
+    cfg = FlashLMConfig(
+        vocab_size=13, d_model=32, n_heads=4, n_kv_heads=2, head_dim=8, ffn=(48, 32), attn=(True, False), max_seq_len=16
+    )
     torch.manual_seed(0)
     model = FlashLM(cfg, "matmul").eval()
     with torch.no_grad():
@@ -52,8 +53,8 @@ def test_decode_program_matches_eager_stepwise(et_model: FlashLM) -> None:
     decoder.reset()
     full = et_model(tokens).detach()
     for t in range(8):
-        got = runner(tokens[:, t:t + 1], torch.tensor([t]))
-        torch.testing.assert_close(got, full[:, t:t + 1], rtol=1e-4, atol=1e-4)
+        got = runner(tokens[:, t : t + 1], torch.tensor([t]))
+        torch.testing.assert_close(got, full[:, t : t + 1], rtol=1e-4, atol=1e-4)
 
 
 def test_check_delegation_names_fallback_ops() -> None:

@@ -22,16 +22,18 @@ def test_keep_all_subnet_is_the_backbone(tiny_model: FlashLM, scores: Importance
     assert torch.equal(sub(tokens), tiny_model(tokens))
 
 
-def test_pruned_subnet_equals_masked_backbone(tiny_model: FlashLM, scores: ImportanceScores,
-                                              tokens: torch.Tensor) -> None:
+def test_pruned_subnet_equals_masked_backbone(
+    tiny_model: FlashLM, scores: ImportanceScores, tokens: torch.Tensor
+) -> None:
     cfg = SubnetConfig(layers=(0, 2), d_model=10, ffn=(7, 4), n_heads=2, n_kv_heads=1, attn=(True, False))
     sub = extract_subnet(tiny_model, cfg, scores)
     expected = reference_forward(tiny_model, tokens, **subnet_masks(tiny_model, cfg, scores))
     torch.testing.assert_close(sub(tokens), expected, rtol=1e-9, atol=1e-9)
 
 
-def test_width_only_slice_equals_zero_masked_channels(tiny_model: FlashLM, scores: ImportanceScores,
-                                                     tokens: torch.Tensor) -> None:
+def test_width_only_slice_equals_zero_masked_channels(
+    tiny_model: FlashLM, scores: ImportanceScores, tokens: torch.Tensor
+) -> None:
     cfg = SubnetConfig.keep_all(tiny_model.cfg)
     cfg = SubnetConfig(cfg.layers, 12, cfg.ffn, cfg.n_heads, cfg.n_kv_heads, cfg.attn)
     mask = torch.zeros(16, dtype=torch.float64).index_fill(0, top_indices(scores.channels, 12), 1.0)
@@ -79,15 +81,18 @@ def test_make_subnet_keeps_top_block_influence_in_order(tiny_model: FlashLM, sco
     assert list(sub.layers) == expected and sub.n_heads == 2
 
 
-@pytest.mark.parametrize(("changes", "match"), [
-    ({"layers": (0, 1, 2, 3)}, "layers"),
-    ({"d_model": 32}, "d_model"),
-    ({"ffn": (13, 8, 10)}, "ffn"),
-    ({"n_heads": 3}, "n_heads"),
-    ({"n_kv_heads": 3, "n_heads": 6}, "n_kv_heads"),
-    ({"attn": (True, True, True)}, "attn"),
-    ({"layers": (2, 0, 1)}, "layers"),
-])
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"layers": (0, 1, 2, 3)}, "layers"),
+        ({"d_model": 32}, "d_model"),
+        ({"ffn": (13, 8, 10)}, "ffn"),
+        ({"n_heads": 3}, "n_heads"),
+        ({"n_kv_heads": 3, "n_heads": 6}, "n_kv_heads"),
+        ({"attn": (True, True, True)}, "attn"),
+        ({"layers": (2, 0, 1)}, "layers"),
+    ],
+)
 def test_bad_subnet_configs_raise(tiny_cfg: FlashLMConfig, changes: dict, match: str) -> None:
     base = SubnetConfig.keep_all(tiny_cfg).to_dict()
     if "layers" in changes and len(changes["layers"]) == 4:

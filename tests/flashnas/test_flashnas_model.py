@@ -38,7 +38,7 @@ def test_gradients_match_reference(tiny_model: FlashLM, tokens: torch.Tensor) ->
 def test_static_kv_decode_equals_full_recompute(tiny_model: FlashLM, tokens: torch.Tensor) -> None:
     decoder = StaticKVDecoder(tiny_model, max_kv_len=tokens.shape[1], batch=tokens.shape[0])
     with torch.no_grad():
-        steps = [decoder(tokens[:, t:t + 1], torch.tensor([t])) for t in range(tokens.shape[1])]
+        steps = [decoder(tokens[:, t : t + 1], torch.tensor([t])) for t in range(tokens.shape[1])]
         expected = reference_decode_logits(tiny_model, tokens)
     torch.testing.assert_close(torch.cat(steps, dim=1), expected, rtol=1e-10, atol=1e-10)
 

@@ -111,8 +111,15 @@ def test_hv_improvement_equals_brute_force() -> None:
     loss, cost = rng.random((20, 3)), rng.random(20)
     ref = (1.1, 1.05)
     base = hypervolume_2d(front_loss, front_cost, ref)
-    expected = np.array([[hypervolume_2d(np.append(front_loss, loss[r, s]), np.append(front_cost, cost[r]), ref)
-                          - base for s in range(3)] for r in range(20)])
+    expected = np.array(
+        [
+            [
+                hypervolume_2d(np.append(front_loss, loss[r, s]), np.append(front_cost, cost[r]), ref) - base
+                for s in range(3)
+            ]
+            for r in range(20)
+        ]
+    )
     np.testing.assert_allclose(hv_improvement(loss, cost, front_loss, front_cost, ref), expected, atol=1e-12)
 
 

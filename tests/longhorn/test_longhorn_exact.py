@@ -8,9 +8,7 @@ from thrifty.longhorn.ops import longhorn_exact_scan, longhorn_scan
 from thrifty.longhorn.reference import exact_objective
 
 
-def _one_hot_keys(
-    batch: int, length: int, n_state: int, g: torch.Generator, scale: torch.Tensor
-) -> torch.Tensor:
+def _one_hot_keys(batch: int, length: int, n_state: int, g: torch.Generator, scale: torch.Tensor) -> torch.Tensor:
     slots = torch.randint(0, n_state, (batch, length), generator=g)
     return torch.nn.functional.one_hot(slots, n_state).double() * scale
 

@@ -22,9 +22,7 @@ def test_smoke_run_writes_results_with_all_peers(tmp_path: Path) -> None:
     lh, mamba = results["variants"]["longhorn"], results["variants"]["mamba"]
     assert results["headline"]["value"] == pytest.approx(lh["mqar_acc_kv4"] - mamba["mqar_acc_kv4"])
     assert results["checks"][0]["value"] == pytest.approx(lh["lm_val_bpc"] - mamba["lm_val_bpc"])
-    assert {"length_extrapolation.png", "decode_ms_per_token.png", "mqar_accuracy.png"} <= set(
-        results["plots"]
-    )
+    assert {"length_extrapolation.png", "decode_ms_per_token.png", "mqar_accuracy.png"} <= set(results["plots"])
 
 
 @pytest.mark.parametrize(

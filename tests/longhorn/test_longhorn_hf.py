@@ -42,8 +42,6 @@ def test_from_lm_wraps_trained_weights() -> None:
 
     torch.manual_seed(0)
     lm = LonghornLM(30, 16, 2, d_state=4)
-    wrapped = LonghornForCausalLM.from_lm(
-        lm, LonghornHFConfig(vocab_size=30, d_model=16, n_layers=2, d_state=4)
-    )
+    wrapped = LonghornForCausalLM.from_lm(lm, LonghornHFConfig(vocab_size=30, d_model=16, n_layers=2, d_state=4))
     idx = torch.randint(0, 30, (1, 5))
     torch.testing.assert_close(wrapped(idx).logits, lm(idx))

@@ -17,9 +17,7 @@ SHAPES = [
 ]
 
 
-def make_inputs(
-    batch: int, length: int, channels: int, n_state: int, seed: int = 0
-) -> dict[str, torch.Tensor]:
+def make_inputs(batch: int, length: int, channels: int, n_state: int, seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
 
     def r(*shape: int) -> torch.Tensor:
@@ -42,9 +40,7 @@ def test_every_mode_equals_the_paper_form_oracle(
     mode: str, batch: int, length: int, channels: int, n_state: int, chunk: int
 ) -> None:
     t = make_inputs(batch, length, channels, n_state)
-    ref_y, ref_s = naive_longhorn_scan(
-        t["x"], t["k"], t["q"], t["beta_logit"], t["D"], t["z"], t["initial_state"]
-    )
+    ref_y, ref_s = naive_longhorn_scan(t["x"], t["k"], t["q"], t["beta_logit"], t["D"], t["z"], t["initial_state"])
     y, s = longhorn_scan(
         t["x"],
         t["k"],
@@ -66,13 +62,9 @@ def test_gradcheck_including_initial_and_final_state(mode: str) -> None:
     t = {n: v.requires_grad_() for n, v in make_inputs(2, 7, 3, 2, seed=1).items()}
 
     def fn(x, k, q, u, z, d, s0):  # noqa: ANN001, ANN202
-        return longhorn_scan(
-            x, k, q, u, D=d, z=z, initial_state=s0, mode=mode, chunk_size=3, return_final_state=True
-        )
+        return longhorn_scan(x, k, q, u, D=d, z=z, initial_state=s0, mode=mode, chunk_size=3, return_final_state=True)
 
-    assert torch.autograd.gradcheck(
-        fn, (t["x"], t["k"], t["q"], t["beta_logit"], t["z"], t["D"], t["initial_state"])
-    )
+    assert torch.autograd.gradcheck(fn, (t["x"], t["k"], t["q"], t["beta_logit"], t["z"], t["D"], t["initial_state"]))
 
 
 def test_fast_gradients_equal_reference_gradients_fp32() -> None:

@@ -33,9 +33,15 @@ def test_adc_count_at_psnr_interpolates_in_log_space() -> None:
 
 
 def test_compare_ratio_and_psnr_loss() -> None:
-    rows = [{"scene": "a", "seed": 0, "variant": v, "threshold": t, "n_gaussians": n, "test_psnr": p}
-            for v, t, n, p in [("adc", 1, 100, 20.0), ("adc", 2, 400, 24.0), ("steep", 1, 50, 20.0),
-                               ("steep", 2, 200, 24.5)]]
+    rows = [
+        {"scene": "a", "seed": 0, "variant": v, "threshold": t, "n_gaussians": n, "test_psnr": p}
+        for v, t, n, p in [
+            ("adc", 1, 100, 20.0),
+            ("adc", 2, 400, 24.0),
+            ("steep", 1, 50, 20.0),
+            ("steep", 2, 200, 24.5),
+        ]
+    ]
     out = compare(rows, "steep")
     assert out["count_ratio_matched_psnr"] == pytest.approx(0.5)
     assert out["matched_points"] == 1 and out["out_of_range_points"] == 1
@@ -43,8 +49,13 @@ def test_compare_ratio_and_psnr_loss() -> None:
 
 
 def test_ply_round_trip(tmp_path: Path) -> None:
-    params = {"means": torch.randn(7, 3), "colors": torch.rand(7, 3), "opacities": torch.randn(7),
-              "scales": torch.randn(7, 3), "quats": torch.nn.functional.normalize(torch.randn(7, 4), dim=-1)}
+    params = {
+        "means": torch.randn(7, 3),
+        "colors": torch.rand(7, 3),
+        "opacities": torch.randn(7),
+        "scales": torch.randn(7, 3),
+        "quats": torch.nn.functional.normalize(torch.randn(7, 4), dim=-1),
+    }
     path = save_ply(tmp_path / "g.ply", params)
     assert b"element vertex 7\n" in path.read_bytes()[:200]
     back = load_ply(path)

@@ -27,11 +27,13 @@ def random_splats(n: int, height: int, width: int, seed: int = 0, dtype: torch.d
 
 def random_gaussians_3d(n: int, seed: int = 0, dtype: torch.dtype = F64) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    return {"means": (torch.rand(n, 3, generator=g, dtype=dtype) - 0.5) * 1.5,
-            "quats": torch.randn(n, 4, generator=g, dtype=dtype),
-            "scales": torch.log(torch.rand(n, 3, generator=g, dtype=dtype) * 0.2 + 0.05),
-            "opacities": torch.randn(n, generator=g, dtype=dtype),
-            "colors": torch.rand(n, 3, generator=g, dtype=dtype)}
+    return {
+        "means": (torch.rand(n, 3, generator=g, dtype=dtype) - 0.5) * 1.5,
+        "quats": torch.randn(n, 4, generator=g, dtype=dtype),
+        "scales": torch.log(torch.rand(n, 3, generator=g, dtype=dtype) * 0.2 + 0.05),
+        "opacities": torch.randn(n, generator=g, dtype=dtype),
+        "colors": torch.rand(n, 3, generator=g, dtype=dtype),
+    }
 
 
 def small_camera(size: int = 12) -> Camera:
@@ -45,8 +47,9 @@ def test_rasterizer_gradcheck_float64(mode: str) -> None:
 
     def fn(m, c, o, col):
         sym = 0.5 * (c + c.transpose(-1, -2))
-        return rasterize(m, sym, o, col, 8, 8, mode=mode, depths=depths, tile_size=4, clamp_alpha=False,
-                         sigma_cutoff=1e6)
+        return rasterize(
+            m, sym, o, col, 8, 8, mode=mode, depths=depths, tile_size=4, clamp_alpha=False, sigma_cutoff=1e6
+        )
 
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-6)
 
@@ -138,12 +141,15 @@ def test_render_2d_info_gradients_are_retained() -> None:
         assert info[key].grad is not None and info[key].grad.abs().sum() > 0, key
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"opac": torch.full((3,), float("nan"))}, "opacities"),
-    ({"covs": -torch.eye(2, dtype=F64).expand(3, 2, 2).clone() * torch.tensor([1.0, -1.0])}, "covs2d"),
-    ({"colors": torch.ones(2, 3, dtype=F64)}, "colors"),
-    ({"mode": "max"}, "mode"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"opac": torch.full((3,), float("nan"))}, "opacities"),
+        ({"covs": -torch.eye(2, dtype=F64).expand(3, 2, 2).clone() * torch.tensor([1.0, -1.0])}, "covs2d"),
+        ({"colors": torch.ones(2, 3, dtype=F64)}, "colors"),
+        ({"mode": "max"}, "mode"),
+    ],
+)
 def test_invalid_splat_inputs_raise(kwargs: dict, match: str) -> None:
     means, covs, opac, colors, _ = random_splats(3, 8, 8)
     args = {"means": means, "covs": covs, "opac": opac, "colors": colors, "mode": "alpha"} | kwargs

@@ -25,8 +25,19 @@ def _fit_loss(img: torch.Tensor, seed: int = 5) -> torch.Tensor:
 def test_closed_form_identity_and_autograd_hessian_agree(mode: str) -> None:
     means, covs, opac, colors, depths = random_splats(6, H, W, seed=3)
     means, covs, opac = (t.requires_grad_() for t in (means, covs, opac))
-    img, aux = rasterize_dense(means, covs, opac, colors, H, W, mode=mode, depths=depths, clamp_alpha=False,
-                               keep_response=True, sigma_cutoff=1e9)
+    img, aux = rasterize_dense(
+        means,
+        covs,
+        opac,
+        colors,
+        H,
+        W,
+        mode=mode,
+        depths=depths,
+        clamp_alpha=False,
+        keep_response=True,
+        sigma_cutoff=1e9,
+    )
     _fit_loss(img).backward()
     closed = closed_form_splitting_matrix(means, covs, aux)
     hessian = autograd_splitting_matrix(means, covs, aux)
@@ -38,17 +49,33 @@ def test_closed_form_identity_and_autograd_hessian_agree(mode: str) -> None:
 
 def test_identity_from_tiled_render_2d_info() -> None:
     means, _, _, colors, _ = random_splats(8, H, W, seed=4)
-    params = {"means": means, "scales": torch.full((8, 2), 0.7, dtype=F64),
-              "angles": torch.linspace(0, 3, 8, dtype=F64), "opacities": torch.zeros(8, dtype=F64)}
+    params = {
+        "means": means,
+        "scales": torch.full((8, 2), 0.7, dtype=F64),
+        "angles": torch.linspace(0, 3, 8, dtype=F64),
+        "opacities": torch.zeros(8, dtype=F64),
+    }
     params = {k: v.clone().requires_grad_() for k, v in params.items()}
-    img, info = render_2d(params["means"], params["scales"], params["angles"], params["opacities"], colors, H, W,
-                          mode="alpha", depths=torch.arange(8.0, dtype=F64), tile_size=8, clamp_alpha=False)
+    img, info = render_2d(
+        params["means"],
+        params["scales"],
+        params["angles"],
+        params["opacities"],
+        colors,
+        H,
+        W,
+        mode="alpha",
+        depths=torch.arange(8.0, dtype=F64),
+        tile_size=8,
+        clamp_alpha=False,
+    )
     _fit_loss(img).backward()
     from_info = splitting_matrix(info)
     # Same model through the dense reference with explicit per-pixel responses.
     m, c, o = (info[k].detach().clone().requires_grad_() for k in ("means2d", "covs2d", "opacities"))
-    img2, aux = rasterize_dense(m, c, o, colors, H, W, mode="alpha", depths=torch.arange(8.0, dtype=F64),
-                                clamp_alpha=False, keep_response=True)
+    img2, aux = rasterize_dense(
+        m, c, o, colors, H, W, mode="alpha", depths=torch.arange(8.0, dtype=F64), clamp_alpha=False, keep_response=True
+    )
     _fit_loss(img2).backward()
     torch.testing.assert_close(from_info, closed_form_splitting_matrix(m, c, aux), rtol=1e-8, atol=1e-14)
 
@@ -61,10 +88,19 @@ def test_splitting_matrix_3d_matches_hessian_with_fixed_conic() -> None:
     s3d = splitting_matrix(info)
     # Reference: Hessian w.r.t. p of sum_x stopgrad(dL/dG) G(x; pi(p)) with the 2D conic frozen.
     proj = project_gaussians(params["means"].detach(), params["quats"].detach(), params["scales"].detach(), cam)
-    m2, c2, o2 = (t.detach().clone().requires_grad_() for t in (proj["means2d"], proj["covs2d"],
-                                                                   info["opacities"]))
-    img2, aux = rasterize_dense(m2, c2, o2, params["colors"].detach(), 16, 16, mode="alpha",
-                                depths=proj["depths"], clamp_alpha=False, keep_response=True)
+    m2, c2, o2 = (t.detach().clone().requires_grad_() for t in (proj["means2d"], proj["covs2d"], info["opacities"]))
+    img2, aux = rasterize_dense(
+        m2,
+        c2,
+        o2,
+        params["colors"].detach(),
+        16,
+        16,
+        mode="alpha",
+        depths=proj["depths"],
+        clamp_alpha=False,
+        keep_response=True,
+    )
     _fit_loss(img2).backward()
     g = (aux["response"].grad * aux["inside"]).detach()
     order, pix, conics = aux["order"], aux["pixels"], conics_from_covs(c2.detach())[aux["order"]]
@@ -87,8 +123,9 @@ def test_splitting_theorem_additive() -> None:
     means, covs, opac = (t.requires_grad_() for t in (means, covs, opac))
 
     def loss_of(m, c, o, col):
-        return _fit_loss(rasterize(m, c, o, col, H, W, mode="additive", tile_size=None, clamp_alpha=False,
-                                   sigma_cutoff=1e9))
+        return _fit_loss(
+            rasterize(m, c, o, col, H, W, mode="additive", tile_size=None, clamp_alpha=False, sigma_cutoff=1e9)
+        )
 
     base = loss_of(means, covs, opac, colors)
     base.backward()
@@ -99,10 +136,10 @@ def test_splitting_theorem_additive() -> None:
     ratios = []
     for eps in (0.1, 0.01):
         offs = torch.stack([vec[i], -vec[i]]) * eps
-        m = torch.cat([means.detach()[:i], means.detach()[i:i + 1] + offs, means.detach()[i + 1:]])
-        c = torch.cat([covs.detach()[:i], covs.detach()[i:i + 1].expand(2, 2, 2), covs.detach()[i + 1:]])
-        o = torch.cat([opac.detach()[:i], opac.detach()[i:i + 1].expand(2) / 2, opac.detach()[i + 1:]])
-        col = torch.cat([colors[:i], colors[i:i + 1].expand(2, 3), colors[i + 1:]])
+        m = torch.cat([means.detach()[:i], means.detach()[i : i + 1] + offs, means.detach()[i + 1 :]])
+        c = torch.cat([covs.detach()[:i], covs.detach()[i : i + 1].expand(2, 2, 2), covs.detach()[i + 1 :]])
+        o = torch.cat([opac.detach()[:i], opac.detach()[i : i + 1].expand(2) / 2, opac.detach()[i + 1 :]])
+        col = torch.cat([colors[:i], colors[i : i + 1].expand(2, 3), colors[i + 1 :]])
         delta = loss_of(m, c, o, col) - base.detach()
         ratios.append(float(delta / (0.5 * eps**2 * lam[i])))
     assert abs(ratios[-1] - 1) < 1e-3
@@ -111,8 +148,12 @@ def test_splitting_theorem_additive() -> None:
 
 def test_inv_cov_proxy_has_sign_of_summed_dl_dg() -> None:
     means, _, _, colors, _ = random_splats(6, H, W, seed=7)
-    params = {"means": means, "scales": torch.log(torch.rand(6, 2, dtype=F64) + 0.8),
-              "angles": torch.rand(6, dtype=F64), "opacities": torch.zeros(6, dtype=F64)}
+    params = {
+        "means": means,
+        "scales": torch.log(torch.rand(6, 2, dtype=F64) + 0.8),
+        "angles": torch.rand(6, dtype=F64),
+        "opacities": torch.zeros(6, dtype=F64),
+    }
     params = {k: v.clone().requires_grad_() for k, v in params.items()}
     img, info = render_2d(params["means"], params["scales"], params["angles"], params["opacities"], colors, H, W)
     _fit_loss(img).backward()
@@ -128,7 +169,14 @@ def test_inv_cov_proxy_has_sign_of_summed_dl_dg() -> None:
 
 def test_splitting_matrix_needs_backward() -> None:
     means, _, _, colors, _ = random_splats(3, 6, 6)
-    _, info = render_2d(means.requires_grad_(), torch.zeros(3, 2, dtype=F64, requires_grad=True),
-                        torch.zeros(3, dtype=F64), torch.zeros(3, dtype=F64, requires_grad=True), colors, 6, 6)
+    _, info = render_2d(
+        means.requires_grad_(),
+        torch.zeros(3, 2, dtype=F64, requires_grad=True),
+        torch.zeros(3, dtype=F64),
+        torch.zeros(3, dtype=F64, requires_grad=True),
+        colors,
+        6,
+        6,
+    )
     with pytest.raises(ValueError, match="backward"):
         splitting_matrix(info)

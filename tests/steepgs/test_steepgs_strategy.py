@@ -14,9 +14,13 @@ F64 = torch.float64
 
 def make_params(n: int = 6, seed: int = 0) -> tuple[dict, dict]:
     g = torch.Generator().manual_seed(seed)
-    raw = {"means": torch.rand(n, 2, generator=g, dtype=F64) * 12, "scales": torch.randn(n, 2, generator=g, dtype=F64),
-           "angles": torch.rand(n, generator=g, dtype=F64), "opacities": torch.randn(n, generator=g, dtype=F64),
-           "colors": torch.rand(n, 3, generator=g, dtype=F64)}
+    raw = {
+        "means": torch.rand(n, 2, generator=g, dtype=F64) * 12,
+        "scales": torch.randn(n, 2, generator=g, dtype=F64),
+        "angles": torch.rand(n, generator=g, dtype=F64),
+        "opacities": torch.randn(n, generator=g, dtype=F64),
+        "colors": torch.rand(n, 3, generator=g, dtype=F64),
+    }
     params = {k: torch.nn.Parameter(v) for k, v in raw.items()}
     optimizers = {k: torch.optim.Adam([p], lr=0.01) for k, p in params.items()}
     for p in params.values():  # one step so Adam has non-zero moments
@@ -89,15 +93,19 @@ def test_reset_opacity_caps_and_zeroes_moments() -> None:
 
 
 def synthetic_state(params: dict, grads: list[float], scene_scale: float = 1.0) -> dict:
-    return {"scene_scale": scene_scale, "grad2d": torch.tensor(grads, dtype=F64) * 2,
-            "count": torch.full((len(grads),), 2.0, dtype=F64)}
+    return {
+        "scene_scale": scene_scale,
+        "grad2d": torch.tensor(grads, dtype=F64) * 2,
+        "count": torch.full((len(grads),), 2.0, dtype=F64),
+    }
 
 
 def test_adc_masks_follow_3dgs_rules() -> None:
     params, optimizers = make_params()
     with torch.no_grad():
-        params["scales"].copy_(torch.log(torch.tensor([0.005, 0.005, 0.02, 0.02, 0.005, 0.02], dtype=F64))[:, None]
-                               .expand(6, 2))
+        params["scales"].copy_(
+            torch.log(torch.tensor([0.005, 0.005, 0.02, 0.02, 0.005, 0.02], dtype=F64))[:, None].expand(6, 2)
+        )
     state = synthetic_state(params, [3e-4, 1e-4, 3e-4, 1e-4, 2e-4, 2e-4])
     means0 = params["means"].detach().clone()
     ADCStrategy(split_div=1.6).grow(params, optimizers, state)
@@ -128,8 +136,12 @@ def test_steep_selects_negative_eigenvalues_and_splits_symmetrically() -> None:
     with torch.no_grad():
         params["scales"].fill_(0.0)  # scale 1 > 0.01: all "large"
     state = synthetic_state(params, [3e-4, 3e-4, 1e-4, 3e-4])
-    state["split_mats"] = torch.stack([torch.diag(torch.tensor(v, dtype=F64))
-                                       for v in ([-1.0, 2.0], [1.0, 2.0], [-1.0, 1.0], [0.5, -3.0])]) * 2
+    state["split_mats"] = (
+        torch.stack(
+            [torch.diag(torch.tensor(v, dtype=F64)) for v in ([-1.0, 2.0], [1.0, 2.0], [-1.0, 1.0], [0.5, -3.0])]
+        )
+        * 2
+    )
     parents = params["means"].detach().clone()
     opac0 = torch.sigmoid(params["opacities"].detach())
     SteepStrategy(grow_grad2d=2e-4).grow(params, optimizers, state)
@@ -145,9 +157,10 @@ def test_steep_selects_negative_eigenvalues_and_splits_symmetrically() -> None:
 def test_strategy_end_to_end_2d_steps() -> None:
     params, optimizers = make_params(10)
     target = torch.rand(12, 12, 3, dtype=F64, generator=torch.Generator().manual_seed(1))
-    for strategy in (ADCStrategy(refine_start_iter=1, refine_every=2, grow_grad2d=1e-6, reset_every=0,
-                                 grow_scale3d=1.0),
-                     SteepStrategy(refine_start_iter=1, refine_every=2, grow_grad2d=0.0, reset_every=0)):
+    for strategy in (
+        ADCStrategy(refine_start_iter=1, refine_every=2, grow_grad2d=1e-6, reset_every=0, grow_scale3d=1.0),
+        SteepStrategy(refine_start_iter=1, refine_every=2, grow_grad2d=0.0, reset_every=0),
+    ):
         p, opt = {k: torch.nn.Parameter(v.detach().clone()) for k, v in params.items()}, None
         opt = {k: torch.optim.Adam([v], lr=0.01) for k, v in p.items()}
         strategy.check_sanity(p, opt)

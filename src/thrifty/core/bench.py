@@ -75,8 +75,9 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def write_bench_json(path: str | Path, rows_by_method: dict[str, list[dict[str, Any]]],
-                     device: torch.device | str = "cpu") -> None:
+def write_bench_json(
+    path: str | Path, rows_by_method: dict[str, list[dict[str, Any]]], device: torch.device | str = "cpu"
+) -> None:
     """Rows with the machine stamp, written atomically."""
     write_json_atomic(Path(path), {"env": env_info(device), "methods": rows_by_method})
 

@@ -54,9 +54,7 @@ class Config:
     def from_preset(cls: type[C], name: str, **overrides: Any) -> C:
         """Build the config of preset ``name`` with ``overrides`` applied on top."""
         if name not in cls.PRESETS:
-            raise ConfigError(
-                f"{cls.__name__}: unknown preset {name!r}; expected one of {', '.join(cls.PRESETS)}"
-            )
+            raise ConfigError(f"{cls.__name__}: unknown preset {name!r}; expected one of {', '.join(cls.PRESETS)}")
         values = {**cls.PRESETS[name], **overrides}
         return cls.from_dict(values)
 

@@ -91,7 +91,7 @@ def shard_batch(batch: Any, info: DistInfo) -> Any:
                 f"batch: expected a batch size divisible by world_size={info.world_size}, got {batch.shape[0]}"
             )
         per = batch.shape[0] // info.world_size
-        return batch[info.rank * per:(info.rank + 1) * per]
+        return batch[info.rank * per : (info.rank + 1) * per]
     if isinstance(batch, dict):
         return {k: shard_batch(v, info) for k, v in batch.items()}
     if isinstance(batch, (tuple, list)):

@@ -45,8 +45,15 @@ class TransformerLM(nn.Module):
         self.embed = nn.Embedding(cfg.vocab_size, cfg.dim)
         impl: AttnImpl = cfg.impl  # type: ignore[assignment]
         self.blocks = nn.ModuleList(
-            TransformerBlock(cfg.dim, cfg.n_heads, cfg.n_kv_heads, cfg.mlp_hidden, causal=cfg.causal,
-                             rope_base=cfg.rope_base, impl=impl)
+            TransformerBlock(
+                cfg.dim,
+                cfg.n_heads,
+                cfg.n_kv_heads,
+                cfg.mlp_hidden,
+                causal=cfg.causal,
+                rope_base=cfg.rope_base,
+                impl=impl,
+            )
             for _ in range(cfg.n_layers)
         )
         self.norm = RMSNorm(cfg.dim)
@@ -58,8 +65,15 @@ class TransformerLM(nn.Module):
     def new_caches(self) -> list[KVCache]:
         return [KVCache() for _ in self.blocks]
 
-    def forward(self, idx: Tensor, *, start_pos: int = 0, positions: Tensor | None = None,
-                caches: list[KVCache] | None = None, mask: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        idx: Tensor,
+        *,
+        start_pos: int = 0,
+        positions: Tensor | None = None,
+        caches: list[KVCache] | None = None,
+        mask: Tensor | None = None,
+    ) -> Tensor:
         """``idx (B, T)`` token ids -> logits ``(B, T, V)``; ``positions (T,)`` overrides ``start_pos``."""
         if idx.dim() != 2:
             raise ValueError(f"idx: expected (B, T) token ids, got shape {tuple(idx.shape)}")
@@ -70,8 +84,9 @@ class TransformerLM(nn.Module):
         return self.head(self.norm(x))
 
     @torch.no_grad()
-    def generate(self, idx: Tensor, max_new_tokens: int, *, temperature: float = 0.0,
-                 generator: torch.Generator | None = None) -> Tensor:
+    def generate(
+        self, idx: Tensor, max_new_tokens: int, *, temperature: float = 0.0, generator: torch.Generator | None = None
+    ) -> Tensor:
         """Greedy (temperature 0) or sampled continuation with a KV cache: ``(B, T) -> (B, T + n)``."""
         if not self.cfg.causal:
             raise ValueError("generate: expected a causal model (cfg.causal=True)")

@@ -26,9 +26,17 @@ def lm_loss_fn(model: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
 
 
 @torch.no_grad()
-def evaluate_bits_per_token(model: nn.Module, ids: Tensor, *, seq_len: int, batch: int, n_batches: int,
-                            seed: int = 0, device: torch.device | str = "cpu",
-                            forward: Callable[[nn.Module, Tensor], Tensor] | None = None) -> float:
+def evaluate_bits_per_token(
+    model: nn.Module,
+    ids: Tensor,
+    *,
+    seq_len: int,
+    batch: int,
+    n_batches: int,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    forward: Callable[[nn.Module, Tensor], Tensor] | None = None,
+) -> float:
     """Mean next-token loss in bits over ``n_batches`` fixed random windows of ``ids`` (seeded).
 
     ``forward(model, inputs) -> logits`` defaults to ``model(inputs)``.

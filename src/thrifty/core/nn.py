@@ -65,8 +65,9 @@ def _expand_kv(q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
     return k, v
 
 
-def _combined_mask(t: int, s: int, causal: bool, mask: Tensor | None, device: torch.device,
-                   dtype: torch.dtype) -> Tensor | None:
+def _combined_mask(
+    t: int, s: int, causal: bool, mask: Tensor | None, device: torch.device, dtype: torch.dtype
+) -> Tensor | None:
     """One additive float mask (or None) from a causal flag and a bool/float mask."""
     out: Tensor | None = None
     if causal:
@@ -74,14 +75,18 @@ def _combined_mask(t: int, s: int, causal: bool, mask: Tensor | None, device: to
         keep = torch.ones(t, s, dtype=torch.bool, device=device).tril(diagonal=s - t)
         out = torch.zeros(t, s, dtype=dtype, device=device).masked_fill(~keep, float("-inf"))
     if mask is not None:
-        extra = mask if mask.dtype != torch.bool else torch.zeros(
-            mask.shape, dtype=dtype, device=device).masked_fill(~mask, float("-inf"))
+        extra = (
+            mask
+            if mask.dtype != torch.bool
+            else torch.zeros(mask.shape, dtype=dtype, device=device).masked_fill(~mask, float("-inf"))
+        )
         out = extra.to(dtype) if out is None else out + extra.to(dtype)
     return out
 
 
-def attention(q: Tensor, k: Tensor, v: Tensor, *, causal: bool = False, mask: Tensor | None = None,
-              impl: AttnImpl = "sdpa") -> Tensor:
+def attention(
+    q: Tensor, k: Tensor, v: Tensor, *, causal: bool = False, mask: Tensor | None = None, impl: AttnImpl = "sdpa"
+) -> Tensor:
     """Scaled dot-product attention with GQA.
 
     Args:
@@ -107,8 +112,7 @@ def attention(q: Tensor, k: Tensor, v: Tensor, *, causal: bool = False, mask: Te
     return F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
 
 
-def naive_attention(q: Tensor, k: Tensor, v: Tensor, *, causal: bool = False,
-                    mask: Tensor | None = None) -> Tensor:
+def naive_attention(q: Tensor, k: Tensor, v: Tensor, *, causal: bool = False, mask: Tensor | None = None) -> Tensor:
     """Reference attention: explicit ``softmax(q k^T / sqrt(D) + mask) v``; same shapes as :func:`attention`."""
     k, v = _expand_kv(q, k, v)
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
@@ -157,8 +161,16 @@ class KVCache:
 class Attention(nn.Module):
     """Multi-head attention with RoPE, GQA and an optional KV cache."""
 
-    def __init__(self, dim: int, n_heads: int, n_kv_heads: int | None = None, *, causal: bool = True,
-                 rope_base: float = 10000.0, impl: AttnImpl = "sdpa") -> None:
+    def __init__(
+        self,
+        dim: int,
+        n_heads: int,
+        n_kv_heads: int | None = None,
+        *,
+        causal: bool = True,
+        rope_base: float = 10000.0,
+        impl: AttnImpl = "sdpa",
+    ) -> None:
         super().__init__()
         n_kv_heads = n_kv_heads or n_heads
         if dim % n_heads:
@@ -173,8 +185,15 @@ class Attention(nn.Module):
         self.o_proj = nn.Linear(n_heads * self.head_dim, dim, bias=False)
         self.rope = RotaryEmbedding(self.head_dim, rope_base)
 
-    def forward(self, x: Tensor, *, start_pos: int = 0, positions: Tensor | None = None,
-                cache: KVCache | None = None, mask: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        *,
+        start_pos: int = 0,
+        positions: Tensor | None = None,
+        cache: KVCache | None = None,
+        mask: Tensor | None = None,
+    ) -> Tensor:
         """``x (B, T, C)`` -> ``(B, T, C)``.
 
         Token ``i`` sits at RoPE position ``start_pos + i``, or at ``positions[i]`` when the int64
@@ -199,16 +218,32 @@ class Attention(nn.Module):
 class TransformerBlock(nn.Module):
     """Pre-norm block: ``x + attn(norm(x))`` then ``x + mlp(norm(x))``."""
 
-    def __init__(self, dim: int, n_heads: int, n_kv_heads: int | None = None, mlp_hidden: int | None = None,
-                 *, causal: bool = True, norm_eps: float = 1e-6, rope_base: float = 10000.0,
-                 impl: AttnImpl = "sdpa") -> None:
+    def __init__(
+        self,
+        dim: int,
+        n_heads: int,
+        n_kv_heads: int | None = None,
+        mlp_hidden: int | None = None,
+        *,
+        causal: bool = True,
+        norm_eps: float = 1e-6,
+        rope_base: float = 10000.0,
+        impl: AttnImpl = "sdpa",
+    ) -> None:
         super().__init__()
         self.attn_norm = RMSNorm(dim, norm_eps)
         self.attn = Attention(dim, n_heads, n_kv_heads, causal=causal, rope_base=rope_base, impl=impl)
         self.mlp_norm = RMSNorm(dim, norm_eps)
         self.mlp = SwiGLU(dim, mlp_hidden or default_mlp_hidden(dim))
 
-    def forward(self, x: Tensor, *, start_pos: int = 0, positions: Tensor | None = None,
-                cache: KVCache | None = None, mask: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        *,
+        start_pos: int = 0,
+        positions: Tensor | None = None,
+        cache: KVCache | None = None,
+        mask: Tensor | None = None,
+    ) -> Tensor:
         x = x + self.attn(self.attn_norm(x), start_pos=start_pos, positions=positions, cache=cache, mask=mask)
         return x + self.mlp(self.mlp_norm(x))

@@ -15,9 +15,18 @@ if TYPE_CHECKING:
     from thrifty.core.runs import RunContext
 
 
-def line_plot(ctx: RunContext, name: str, series: dict[str, tuple[Sequence[float], Sequence[float]]], *,
-              xlabel: str, ylabel: str, title: str = "", logx: bool = False, logy: bool = False,
-              markers: bool = True) -> Path:
+def line_plot(
+    ctx: RunContext,
+    name: str,
+    series: dict[str, tuple[Sequence[float], Sequence[float]]],
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    logx: bool = False,
+    logy: bool = False,
+    markers: bool = True,
+) -> Path:
     """One line per entry of ``series`` (label -> (xs, ys)), saved as ``<out_dir>/<name>.png``."""
     fig, ax = plt.subplots(figsize=(6, 4))
     for label, (xs, ys) in series.items():

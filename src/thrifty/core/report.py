@@ -65,14 +65,31 @@ def summary_rows(records: list[MethodRecord]) -> list[list[str]]:
         h = rec.results["headline"]
         claims = [h, *rec.results.get("checks", [])]
         held = sum(bool(c["holds"]) for c in claims)
-        rows.append([rec.name, rec.results["claim"], h["name"], _fmt(h["value"]),
-                     f"{h['direction']} {_fmt(h['target'])}", _fmt(h["holds"]),
-                     f"{held}/{len(claims)}: {_fmt(rec.results['claim_holds'])}", f"{rec.results['elapsed_s']:.0f}"])
+        rows.append(
+            [
+                rec.name,
+                rec.results["claim"],
+                h["name"],
+                _fmt(h["value"]),
+                f"{h['direction']} {_fmt(h['target'])}",
+                _fmt(h["holds"]),
+                f"{held}/{len(claims)}: {_fmt(rec.results['claim_holds'])}",
+                f"{rec.results['elapsed_s']:.0f}",
+            ]
+        )
     return rows
 
 
-SUMMARY_HEADER = ["method", "claim", "headline", "measured", "target", "headline holds",
-                  "claims holding (all?)", "time (s)"]
+SUMMARY_HEADER = [
+    "method",
+    "claim",
+    "headline",
+    "measured",
+    "target",
+    "headline holds",
+    "claims holding (all?)",
+    "time (s)",
+]
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
@@ -92,8 +109,10 @@ def variants_table(variants: dict[str, dict[str, Any]]) -> tuple[list[str], list
 
 def claims_table(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     claims = [results["headline"], *results.get("checks", [])]
-    rows = [[c["name"], c["metric"], _fmt(c["value"]), f"{c['direction']} {_fmt(c['target'])}", _fmt(c["holds"])]
-            for c in claims]
+    rows = [
+        [c["name"], c["metric"], _fmt(c["value"]), f"{c['direction']} {_fmt(c['target'])}", _fmt(c["holds"])]
+        for c in claims
+    ]
     return ["claim", "metric", "measured", "target", "holds"], rows
 
 
@@ -106,10 +125,16 @@ def render_markdown(records: list[MethodRecord], base: Path) -> str:
             parts += [f"Failed: `{rec.error}` (see `{_rel(rec.run_dir / 'error.json', base)}`).", ""]
             continue
         res = rec.results
-        parts += [f"*{res['paper']}*", "", res["claim"], "",
-                  f"Preset `{res['preset']}`, seed {res['seed']}, {res['elapsed_s']:.0f} s on "
-                  f"{res['env'].get('cpu', '?')} ({res['env'].get('threads', '?')} threads, "
-                  f"torch {res['env'].get('torch', '?')}, {res['env'].get('device', '?')}).", ""]
+        parts += [
+            f"*{res['paper']}*",
+            "",
+            res["claim"],
+            "",
+            f"Preset `{res['preset']}`, seed {res['seed']}, {res['elapsed_s']:.0f} s on "
+            f"{res['env'].get('cpu', '?')} ({res['env'].get('threads', '?')} threads, "
+            f"torch {res['env'].get('torch', '?')}, {res['env'].get('device', '?')}).",
+            "",
+        ]
         parts += [_md_table(*claims_table(res)), "", _md_table(*variants_table(res["variants"])), ""]
         if res.get("notes"):
             parts += [res["notes"], ""]
@@ -119,22 +144,30 @@ def render_markdown(records: list[MethodRecord], base: Path) -> str:
 
 def render_html(records: list[MethodRecord], base: Path) -> str:
     """A self-contained HTML page with the same tables and the plots."""
+
     def table(header: list[str], rows: list[list[str]]) -> str:
         head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
         body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
         return f"<table><tr>{head}</tr>{body}</table>"
 
-    out = ["<!doctype html><meta charset='utf-8'><title>thrifty report</title>",
-           "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}"
-           "td,th{border:1px solid #ccc;padding:3px 6px}img{max-width:100%}</style>",
-           "<h1>thrifty reproduction report</h1>", table(SUMMARY_HEADER, summary_rows(records))]
+    out = [
+        "<!doctype html><meta charset='utf-8'><title>thrifty report</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:3px 6px}img{max-width:100%}</style>",
+        "<h1>thrifty reproduction report</h1>",
+        table(SUMMARY_HEADER, summary_rows(records)),
+    ]
     for rec in records:
         out.append(f"<h2>{html.escape(rec.name)}</h2>")
         if rec.results is None:
             out.append(f"<p>Failed: <code>{html.escape(str(rec.error))}</code></p>")
             continue
-        out += [f"<p>{html.escape(rec.results['claim'])}</p>", table(*claims_table(rec.results)),
-                "<br>", table(*variants_table(rec.results["variants"]))]
+        out += [
+            f"<p>{html.escape(rec.results['claim'])}</p>",
+            table(*claims_table(rec.results)),
+            "<br>",
+            table(*variants_table(rec.results["variants"])),
+        ]
         out += [f"<img src='{html.escape(_rel(rec.run_dir / p, base))}'>" for p in rec.results.get("plots", [])]
     return "\n".join(out) + "\n"
 

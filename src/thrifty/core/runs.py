@@ -82,8 +82,15 @@ class Results:
 class RunContext:
     """Where and how one method's reproduction runs: directory, seed, device, logging helpers."""
 
-    def __init__(self, out_dir: Path, *, seed: int = 0, preset: str = "quick",
-                 device: torch.device | str = "cpu", threads: int | None = None) -> None:
+    def __init__(
+        self,
+        out_dir: Path,
+        *,
+        seed: int = 0,
+        preset: str = "quick",
+        device: torch.device | str = "cpu",
+        threads: int | None = None,
+    ) -> None:
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.seed = seed
@@ -158,9 +165,16 @@ class RunOutcome:
         return self.error is None
 
 
-def run_method(method: Method, *, preset: str = "quick", seed: int = 0, device: str | torch.device = "cpu",
-               run_root: str | Path, threads: int | None = None,
-               overrides: dict[str, Any] | None = None) -> RunOutcome:
+def run_method(
+    method: Method,
+    *,
+    preset: str = "quick",
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    run_root: str | Path,
+    threads: int | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> RunOutcome:
     """Run ``method``'s reproduction into ``run_root/<method>``; errors are recorded, not raised.
 
     A config error (bad preset or override) is raised, since nothing ran yet.
@@ -176,15 +190,21 @@ def run_method(method: Method, *, preset: str = "quick", seed: int = 0, device: 
     start = time.perf_counter()
     try:
         results = method.reproduce(config, ctx)
-        payload = results_payload(method, results, preset=preset, seed=seed, ctx=ctx,
-                                  elapsed_s=time.perf_counter() - start)
+        payload = results_payload(
+            method, results, preset=preset, seed=seed, ctx=ctx, elapsed_s=time.perf_counter() - start
+        )
     except Exception as exc:  # one failing method must not stop --all
         log.exception("method %s failed", method.name)
         error = f"{type(exc).__name__}: {exc}"
-        write_json_atomic(run_dir / "error.json", {
-            "method": method.name, "error": error, "traceback": traceback.format_exc(),
-            "elapsed_s": time.perf_counter() - start,
-        })
+        write_json_atomic(
+            run_dir / "error.json",
+            {
+                "method": method.name,
+                "error": error,
+                "traceback": traceback.format_exc(),
+                "elapsed_s": time.perf_counter() - start,
+            },
+        )
         return RunOutcome(method.name, run_dir, None, error)
     finally:
         torch.set_num_threads(threads_before)
@@ -192,8 +212,9 @@ def run_method(method: Method, *, preset: str = "quick", seed: int = 0, device: 
     return RunOutcome(method.name, run_dir, payload, None)
 
 
-def results_payload(method: Method, results: Results, *, preset: str, seed: int, ctx: RunContext,
-                    elapsed_s: float) -> dict[str, Any]:
+def results_payload(
+    method: Method, results: Results, *, preset: str, seed: int, ctx: RunContext, elapsed_s: float
+) -> dict[str, Any]:
     """The JSON contract of results.json."""
     if not isinstance(results, Results):
         raise TypeError(f"{method.name}.reproduce must return Results, got {type(results).__name__}")
@@ -215,5 +236,4 @@ def results_payload(method: Method, results: Results, *, preset: str, seed: int,
     }
 
 
-RESULTS_KEYS = ("method", "paper", "claim", "preset", "seed", "variants", "headline", "claim_holds",
-                "elapsed_s", "env")
+RESULTS_KEYS = ("method", "paper", "claim", "preset", "seed", "variants", "headline", "claim_holds", "elapsed_s", "env")

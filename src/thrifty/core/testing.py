@@ -20,8 +20,9 @@ def relative_rms_error(ref: torch.Tensor, out: torch.Tensor) -> float:
     return float(err / base) if base > 0 else float(err)
 
 
-def assert_close_ratio(name: str, ref: torch.Tensor, out: torch.Tensor, ratio: float = 5e-3,
-                       atol: float = 1e-6) -> None:
+def assert_close_ratio(
+    name: str, ref: torch.Tensor, out: torch.Tensor, ratio: float = 5e-3, atol: float = 1e-6
+) -> None:
     """Assert ``out`` matches ``ref``: equal shapes, and max abs diff <= atol or relative RMS error <= ratio.
 
     The message gives the max and mean absolute difference and the ratio, so a failure tells how far off.
@@ -58,8 +59,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def run_script(script: str | Path, args: list[str], *, cwd: str | Path, nproc: int = 1,
-               timeout: float = 180.0) -> None:
+def run_script(script: str | Path, args: list[str], *, cwd: str | Path, nproc: int = 1, timeout: float = 180.0) -> None:
     """Run ``script`` with ``args`` in a fresh interpreter, under ``torchrun`` when ``nproc > 1``.
 
     Each process gets one intra-op thread. Raises AssertionError with the tail of stderr on failure.
@@ -68,7 +68,8 @@ def run_script(script: str | Path, args: list[str], *, cwd: str | Path, nproc: i
     if nproc > 1:
         launcher += ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([*launcher, str(script), *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(
+        [*launcher, str(script), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
     if proc.returncode != 0:
         raise AssertionError(f"{Path(script).name} (nproc={nproc}) failed:\n{proc.stderr[-3000:]}")

@@ -75,10 +75,18 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr, betas=cfg.betas)
 
 
-def train(model: nn.Module, loss_fn: Callable[[nn.Module, Any], Tensor], batch_fn: Callable[[int], Any],
-          cfg: TrainConfig, *, ctx: RunContext | None = None, series: str = "train",
-          eval_fn: Callable[[nn.Module], dict[str, float]] | None = None,
-          optimizer: torch.optim.Optimizer | None = None, progress_desc: str | None = None) -> TrainResult:
+def train(
+    model: nn.Module,
+    loss_fn: Callable[[nn.Module, Any], Tensor],
+    batch_fn: Callable[[int], Any],
+    cfg: TrainConfig,
+    *,
+    ctx: RunContext | None = None,
+    series: str = "train",
+    eval_fn: Callable[[nn.Module], dict[str, float]] | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    progress_desc: str | None = None,
+) -> TrainResult:
     """Train ``model`` in place for ``cfg.steps`` steps.
 
     Args:
@@ -118,14 +126,21 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module, Any], Tensor], batch_f
     return result
 
 
-def _log_step(ctx: RunContext | None, is_main: bool, series: str, step: int, cfg: TrainConfig,
-              loss: float, lr: float) -> None:
+def _log_step(
+    ctx: RunContext | None, is_main: bool, series: str, step: int, cfg: TrainConfig, loss: float, lr: float
+) -> None:
     if ctx is not None and is_main and (step % max(cfg.log_every, 1) == 0 or step == cfg.steps - 1):
         ctx.log(series, step, loss=loss, lr=lr)
 
 
-def _run_eval(model: nn.Module, eval_fn: Callable[[nn.Module], dict[str, float]], ctx: RunContext | None,
-              series: str, step: int, is_main: bool) -> dict[str, float]:
+def _run_eval(
+    model: nn.Module,
+    eval_fn: Callable[[nn.Module], dict[str, float]],
+    ctx: RunContext | None,
+    series: str,
+    step: int,
+    is_main: bool,
+) -> dict[str, float]:
     model.eval()
     with torch.no_grad():
         metrics = {k: float(v) for k, v in eval_fn(model).items()}

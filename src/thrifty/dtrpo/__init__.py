@@ -33,20 +33,44 @@ from thrifty.dtrpo.model import (
 from thrifty.dtrpo.sampler import gumbel_argmax, num_transfer_tokens, sample
 from thrifty.dtrpo.tasks import AdditionTask
 
-METHOD = register_method(Method(
-    name="dtrpo",
-    paper="Trajectory Reduction Policy Optimization for diffusion LLMs, dTRPO (arXiv 2603.18806)",
-    claim=("dTRPO's single-forward trajectory log-ratio estimate gets >= 80% of exact-trajectory DPO's "
-           "accuracy gain over SFT at <= 1/4 of its wall-clock per update (tiny block-diffusion LM, addition)."),
-    config_cls=DTRPOConfig,
-    reproduce=run_experiment,
-    bench=run_bench,
-))
+METHOD = register_method(
+    Method(
+        name="dtrpo",
+        paper="Trajectory Reduction Policy Optimization for diffusion LLMs, dTRPO (arXiv 2603.18806)",
+        claim=(
+            "dTRPO's single-forward trajectory log-ratio estimate gets >= 80% of exact-trajectory DPO's "
+            "accuracy gain over SFT at <= 1/4 of its wall-clock per update (tiny block-diffusion LM, addition)."
+        ),
+        config_cls=DTRPOConfig,
+        reproduce=run_experiment,
+        bench=run_bench,
+    )
+)
 
 __all__ = [
-    "AdditionTask", "DTRPOConfig", "DTRPOEstimator", "DTRPOTrainer", "DiffusionLMConfig", "ElboEstimator",
-    "ExactTrajectoryEstimator", "LogProbEstimator", "MaskPlan", "MaskedDiffusionLM", "MeanFieldEstimator",
-    "PreferencePairs", "block_causal_mask", "block_diffusion_mask", "dpo_loss", "gumbel_argmax", "logratio",
-    "mdlm_loss", "num_transfer_tokens", "run_bench", "run_experiment", "sample", "score_plan",
-    "two_copy_forward", "two_copy_position_ids",
+    "AdditionTask",
+    "DTRPOConfig",
+    "DTRPOEstimator",
+    "DTRPOTrainer",
+    "DiffusionLMConfig",
+    "ElboEstimator",
+    "ExactTrajectoryEstimator",
+    "LogProbEstimator",
+    "MaskPlan",
+    "MaskedDiffusionLM",
+    "MeanFieldEstimator",
+    "PreferencePairs",
+    "block_causal_mask",
+    "block_diffusion_mask",
+    "dpo_loss",
+    "gumbel_argmax",
+    "logratio",
+    "mdlm_loss",
+    "num_transfer_tokens",
+    "run_bench",
+    "run_experiment",
+    "sample",
+    "score_plan",
+    "two_copy_forward",
+    "two_copy_position_ids",
 ]

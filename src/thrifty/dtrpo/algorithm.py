@@ -34,8 +34,10 @@ def dpo_loss(logratio_w: Tensor, logratio_l: Tensor, beta: float = 0.1, label_sm
         scalar loss (``log 2`` when both log-ratios are zero).
     """
     if logratio_w.shape != logratio_l.shape or logratio_w.dim() != 1:
-        raise ValueError(f"logratio_w, logratio_l: expected equal (B,) shapes, got {tuple(logratio_w.shape)} "
-                         f"and {tuple(logratio_l.shape)}")
+        raise ValueError(
+            f"logratio_w, logratio_l: expected equal (B,) shapes, got {tuple(logratio_w.shape)} "
+            f"and {tuple(logratio_l.shape)}"
+        )
     if beta <= 0:
         raise ValueError(f"beta: expected a positive float, got {beta}")
     if not 0 <= label_smoothing < 0.5:
@@ -72,16 +74,20 @@ class PreferencePairs:
             if value.dim() != 2 or value.shape[0] != n or value.shape[1] == 0:
                 raise ValueError(f"{name}: expected a (N={n}, L>0) tensor, got {tuple(value.shape)}")
         if self.chosen.shape != self.rejected.shape:
-            raise ValueError(f"rejected: expected the chosen shape {tuple(self.chosen.shape)}, "
-                             f"got {tuple(self.rejected.shape)}")
+            raise ValueError(
+                f"rejected: expected the chosen shape {tuple(self.chosen.shape)}, got {tuple(self.rejected.shape)}"
+            )
 
     @classmethod
-    def from_responses(cls, prompt_chosen: Tensor, chosen: Tensor, prompt_rejected: Tensor, rejected: Tensor,
-                       **orders: Tensor | None) -> PreferencePairs:
+    def from_responses(
+        cls, prompt_chosen: Tensor, chosen: Tensor, prompt_rejected: Tensor, rejected: Tensor, **orders: Tensor | None
+    ) -> PreferencePairs:
         """Pairs from separately stored halves; raises if a pair's two prompts differ."""
         if prompt_chosen.shape != prompt_rejected.shape or not torch.equal(prompt_chosen, prompt_rejected):
-            raise ValueError("prompt_rejected: expected the same prompt as prompt_chosen in every pair "
-                             "(a preference pair compares two responses to one prompt)")
+            raise ValueError(
+                "prompt_rejected: expected the same prompt as prompt_chosen in every pair "
+                "(a preference pair compares two responses to one prompt)"
+            )
         return cls(prompt_chosen, chosen, rejected, **orders)
 
     def __len__(self) -> int:
@@ -93,8 +99,13 @@ class PreferencePairs:
 
 
 def _stack_plans(first: MaskPlan, second: MaskPlan) -> MaskPlan:
-    return MaskPlan(torch.cat((first.prompts, second.prompts)), torch.cat((first.states, second.states)),
-                    torch.cat((first.weights, second.weights)), first.layout, first.block)
+    return MaskPlan(
+        torch.cat((first.prompts, second.prompts)),
+        torch.cat((first.states, second.states)),
+        torch.cat((first.weights, second.weights)),
+        first.layout,
+        first.block,
+    )
 
 
 class DTRPOTrainer:
@@ -120,9 +131,19 @@ class DTRPOTrainer:
             whether dTRPO adds one is not recoverable). 0 is plain DPO.
     """
 
-    def __init__(self, policy: nn.Module, ref: nn.Module, estimator: LogProbEstimator, *, beta: float = 0.1,
-                 label_smoothing: float = 0.0, cache_reference: bool = True, mask_seed: int = 0,
-                 score_chunk: int = 256, nll_weight: float = 0.0) -> None:
+    def __init__(
+        self,
+        policy: nn.Module,
+        ref: nn.Module,
+        estimator: LogProbEstimator,
+        *,
+        beta: float = 0.1,
+        label_smoothing: float = 0.0,
+        cache_reference: bool = True,
+        mask_seed: int = 0,
+        score_chunk: int = 256,
+        nll_weight: float = 0.0,
+    ) -> None:
         if beta <= 0:
             raise ValueError(f"beta: expected a positive float, got {beta}")
         if nll_weight < 0:
@@ -155,9 +176,13 @@ class DTRPOTrainer:
 
     def make_batch(self, pairs: PreferencePairs, index: Tensor, generator: torch.Generator) -> dict[str, Tensor]:
         """The global batch of pairs ``index`` as a dict of tensors (dim 0 = pair), ready to shard."""
-        sub = PreferencePairs(pairs.prompt[index], pairs.chosen[index], pairs.rejected[index],
-                              None if pairs.chosen_order is None else pairs.chosen_order[index],
-                              None if pairs.rejected_order is None else pairs.rejected_order[index])
+        sub = PreferencePairs(
+            pairs.prompt[index],
+            pairs.chosen[index],
+            pairs.rejected[index],
+            None if pairs.chosen_order is None else pairs.chosen_order[index],
+            None if pairs.rejected_order is None else pairs.rejected_order[index],
+        )
         if self.cache_reference:
             if self._plans is None or self._ref_scores is None:
                 raise RuntimeError("call prepare(pairs) before training with cache_reference=True")
@@ -189,16 +214,26 @@ class DTRPOTrainer:
         if self.nll_weight:
             loss = loss - self.nll_weight * score[: len(rho_w)].mean() / resp2.shape[1]
         rho_w, rho_l = rho_w.detach(), rho_l.detach()
-        self.last_stats = {"reward_chosen": float(self.beta * rho_w.mean()),
-                           "reward_rejected": float(self.beta * rho_l.mean()),
-                           "pref_acc": float((rho_w > rho_l).float().mean())}
+        self.last_stats = {
+            "reward_chosen": float(self.beta * rho_w.mean()),
+            "reward_rejected": float(self.beta * rho_l.mean()),
+            "pref_acc": float((rho_w > rho_l).float().mean()),
+        }
         return loss
 
     def _layout(self) -> tuple[Any, int]:
         return self.estimator.layout, self.estimator.block
 
-    def train(self, pairs: PreferencePairs, cfg: TrainConfig, *, batch_size: int, ctx: RunContext | None = None,
-              series: str = "train/dtrpo", generator: torch.Generator | None = None) -> TrainResult:
+    def train(
+        self,
+        pairs: PreferencePairs,
+        cfg: TrainConfig,
+        *,
+        batch_size: int,
+        ctx: RunContext | None = None,
+        series: str = "train/dtrpo",
+        generator: torch.Generator | None = None,
+    ) -> TrainResult:
         """Train the policy for ``cfg.steps`` steps on batches of ``batch_size`` pairs drawn with ``generator``."""
         if batch_size <= 0:
             raise ValueError(f"batch_size: expected a positive integer, got {batch_size}")
@@ -208,10 +243,13 @@ class DTRPOTrainer:
         batch_fn = self.batch_fn(pairs, batch_size, generator)
         return train(self.policy, self.loss, batch_fn, cfg, ctx=ctx, series=series)
 
-    def batch_fn(self, pairs: PreferencePairs, batch_size: int,
-                 generator: torch.Generator) -> Callable[[int], dict[str, Tensor]]:
+    def batch_fn(
+        self, pairs: PreferencePairs, batch_size: int, generator: torch.Generator
+    ) -> Callable[[int], dict[str, Tensor]]:
         """``step -> batch`` drawing ``batch_size`` pair indices uniformly with ``generator``."""
+
         def fn(step: int) -> dict[str, Tensor]:
             index = torch.randint(len(pairs), (batch_size,), generator=generator).to(pairs.prompt.device)
             return self.make_batch(pairs, index, generator)
+
         return fn

@@ -42,18 +42,21 @@ def _case_rows(n_blocks: int, ctx: BenchContext, model: MaskedDiffusionLM) -> li
         trainer.prepare(pairs)
         batch = trainer.make_batch(pairs, torch.arange(PAIRS, device=ctx.device), torch.Generator())
 
-        def update(trainer: DTRPOTrainer = trainer, policy: torch.nn.Module = policy,
-                   batch: dict = batch) -> None:
+        def update(trainer: DTRPOTrainer = trainer, policy: torch.nn.Module = policy, batch: dict = batch) -> None:
             policy.zero_grad(set_to_none=True)
             trainer.loss(policy, batch).backward()
 
         timing = time_fn(update, threads=ctx.threads, min_run_time=0.2 if ctx.quick else 0.5)
-        rows.append({
-            "case": f"L={n_blocks * BLOCK} (N_B={n_blocks}, K={STEPS})", "variant": arm,
-            "forwards_per_pair": 2 * make_estimator(arm, cfg).forwards_per_response(n_blocks * BLOCK),
-            "median_ms": timing.median_ms / PAIRS, "min_ms": timing.min_ms / PAIRS,
-            "peak_mb": peak_memory_mb(update, ctx.device) / PAIRS,
-        })
+        rows.append(
+            {
+                "case": f"L={n_blocks * BLOCK} (N_B={n_blocks}, K={STEPS})",
+                "variant": arm,
+                "forwards_per_pair": 2 * make_estimator(arm, cfg).forwards_per_response(n_blocks * BLOCK),
+                "median_ms": timing.median_ms / PAIRS,
+                "min_ms": timing.min_ms / PAIRS,
+                "peak_mb": peak_memory_mb(update, ctx.device) / PAIRS,
+            }
+        )
     return rows
 
 

@@ -41,12 +41,33 @@ class DTRPOConfig(Config):
     """
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "smoke": {"dim": 32, "n_layers": 1, "sft_max_steps": 4, "sft_eval_every": 2, "sft_batch": 16,
-                  "n_val": 16, "n_pair_prompts": 16, "samples_per_prompt": 4, "dpo_steps": 2, "dpo_batch": 4,
-                  "elbo_mc": 2, "n_test": 16, "gold_fallback": True, "var_pairs": 4, "var_seeds": 3, "timing_s": 0.01},
+        "smoke": {
+            "dim": 32,
+            "n_layers": 1,
+            "sft_max_steps": 4,
+            "sft_eval_every": 2,
+            "sft_batch": 16,
+            "n_val": 16,
+            "n_pair_prompts": 16,
+            "samples_per_prompt": 4,
+            "dpo_steps": 2,
+            "dpo_batch": 4,
+            "elbo_mc": 2,
+            "n_test": 16,
+            "gold_fallback": True,
+            "var_pairs": 4,
+            "var_seeds": 3,
+            "timing_s": 0.01,
+        },
         "quick": {},
-        "full": {"sft_max_steps": 6000, "n_pair_prompts": 3000, "dpo_steps": 600, "n_test": 3000,
-                 "var_pairs": 256, "var_seeds": 32},
+        "full": {
+            "sft_max_steps": 6000,
+            "n_pair_prompts": 3000,
+            "dpo_steps": 600,
+            "n_test": 3000,
+            "var_pairs": 256,
+            "var_seeds": 32,
+        },
     }
     n_digits: int = 2
     resp_len: int = 8
@@ -82,12 +103,26 @@ class DTRPOConfig(Config):
     def validate(self) -> None:
         self.require(self.n_digits > 0, "n_digits", "a positive integer")
         self.require(self.resp_len > self.n_digits, "resp_len", f"more than n_digits={self.n_digits}")
-        self.require(self.block > 0 and self.resp_len % self.block == 0, "block",
-                     f"a positive divisor of resp_len={self.resp_len}")
+        self.require(
+            self.block > 0 and self.resp_len % self.block == 0,
+            "block",
+            f"a positive divisor of resp_len={self.resp_len}",
+        )
         self.require(0 < self.steps_per_block <= self.block, "steps_per_block", f"1..block={self.block}")
         self.require(self.dim % self.n_heads == 0, "n_heads", f"a divisor of dim={self.dim}")
-        for name in ("sft_max_steps", "sft_eval_every", "sft_batch", "n_val", "n_pair_prompts", "dpo_steps",
-                     "dpo_batch", "elbo_mc", "n_test", "var_pairs", "var_seeds"):
+        for name in (
+            "sft_max_steps",
+            "sft_eval_every",
+            "sft_batch",
+            "n_val",
+            "n_pair_prompts",
+            "dpo_steps",
+            "dpo_batch",
+            "elbo_mc",
+            "n_test",
+            "var_pairs",
+            "var_seeds",
+        ):
             self.require(getattr(self, name) > 0, name, "a positive integer")
         self.require(self.samples_per_prompt >= 2, "samples_per_prompt", "at least 2 (to form pairs)")
         self.require(self.beta > 0, "beta", "a positive float")

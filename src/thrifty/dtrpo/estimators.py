@@ -71,16 +71,18 @@ class LogProbEstimator(Protocol):
     block: int
     layout: ClassVar[Layout]
 
-    def plan(self, prompt: Tensor, resp: Tensor, generator: torch.Generator | None = None,
-             order: Tensor | None = None) -> MaskPlan: ...
+    def plan(
+        self, prompt: Tensor, resp: Tensor, generator: torch.Generator | None = None, order: Tensor | None = None
+    ) -> MaskPlan: ...
 
     def forwards_per_response(self, n_resp: int) -> int: ...
 
 
 def _check_pair(prompt: Tensor, resp: Tensor, block: int) -> None:
     if prompt.dim() != 2 or resp.dim() != 2:
-        raise ValueError(f"prompt, resp: expected (B, P) and (B, L) tensors, got {tuple(prompt.shape)} "
-                         f"and {tuple(resp.shape)}")
+        raise ValueError(
+            f"prompt, resp: expected (B, P) and (B, L) tensors, got {tuple(prompt.shape)} and {tuple(resp.shape)}"
+        )
     if prompt.shape[0] != resp.shape[0]:
         raise ValueError(f"resp: expected the prompt's batch size {prompt.shape[0]}, got {resp.shape[0]}")
     _check_layout(prompt.shape[1], resp.shape[1], block)
@@ -98,8 +100,9 @@ def score_plan(model: nn.Module, prompt: Tensor, resp: Tensor, plan: MaskPlan) -
     _check_pair(prompt, resp, plan.block)
     b, n, n_r = plan.states.shape
     if b != resp.shape[0] or n_r != resp.shape[1]:
-        raise ValueError(f"plan: expected states of shape ({resp.shape[0]}, n, {resp.shape[1]}), "
-                         f"got {tuple(plan.states.shape)}")
+        raise ValueError(
+            f"plan: expected states of shape ({resp.shape[0]}, n, {resp.shape[1]}), got {tuple(plan.states.shape)}"
+        )
     prompts = plan.prompts.reshape(b * n, -1)
     states = plan.states.reshape(b * n, n_r)
     clean = resp.repeat_interleave(n, dim=0)
@@ -108,13 +111,14 @@ def score_plan(model: nn.Module, prompt: Tensor, resp: Tensor, plan: MaskPlan) -
     else:
         canvas = torch.cat((prompts, states), dim=1)
         mask = block_causal_mask(prompts.shape[1], n_r, plan.block, canvas.device)
-        logits = model(canvas, attn_mask=mask)[:, prompts.shape[1]:]
+        logits = model(canvas, attn_mask=mask)[:, prompts.shape[1] :]
     token_logp = logits.log_softmax(-1).gather(-1, clean[..., None]).squeeze(-1)  # (B*n, L)
     return (token_logp * plan.weights.reshape(b * n, n_r).to(token_logp.dtype)).reshape(b, -1).sum(1)
 
 
-def logratio(policy: nn.Module, ref: nn.Module, prompt: Tensor, resp: Tensor, plan: MaskPlan,
-             ref_score: Tensor | None = None) -> Tensor:
+def logratio(
+    policy: nn.Module, ref: nn.Module, prompt: Tensor, resp: Tensor, plan: MaskPlan, ref_score: Tensor | None = None
+) -> Tensor:
     """``rho = score(policy) - score(ref)`` with the same plan (antithetic masks); ``(B,)``.
 
     Args:
@@ -126,8 +130,9 @@ def logratio(policy: nn.Module, ref: nn.Module, prompt: Tensor, resp: Tensor, pl
     return score_plan(policy, prompt, resp, plan) - ref_score
 
 
-def _random_ranks(shape: tuple[int, int], block: int, generator: torch.Generator | None,
-                  device: torch.device) -> Tensor:
+def _random_ranks(
+    shape: tuple[int, int], block: int, generator: torch.Generator | None, device: torch.device
+) -> Tensor:
     """A uniformly random unmasking rank ``0 .. Bs-1`` of each position inside its block; ``(B, L)``."""
     b, n_r = shape
     noise = uniform((b, n_r // block, block), generator, device)
@@ -146,8 +151,10 @@ def _order_to_local_steps(order: Tensor, block: int, steps: int) -> Tensor:
     blk = torch.arange(order.shape[1], device=order.device) // block
     local = order - blk[None, :] * steps
     if bool(((local < 0) | (local >= steps)).any()):
-        raise ValueError(f"order: expected each token's recorded step in [b*K, (b+1)*K) of its block b "
-                         f"with K={steps}, got values outside")
+        raise ValueError(
+            f"order: expected each token's recorded step in [b*K, (b+1)*K) of its block b "
+            f"with K={steps}, got values outside"
+        )
     return local
 
 
@@ -169,8 +176,9 @@ class ElboEstimator:
     def forwards_per_response(self, n_resp: int) -> int:
         return self.n_mc
 
-    def plan(self, prompt: Tensor, resp: Tensor, generator: torch.Generator | None = None,
-             order: Tensor | None = None) -> MaskPlan:
+    def plan(
+        self, prompt: Tensor, resp: Tensor, generator: torch.Generator | None = None, order: Tensor | None = None
+    ) -> MaskPlan:
         _check_pair(prompt, resp, self.block)
         b, n_r = resp.shape
         t = uniform((b, self.n_mc, n_r // self.block), generator, resp.device)
@@ -198,8 +206,9 @@ class MeanFieldEstimator:
     def forwards_per_response(self, n_resp: int) -> int:
         return 1
 
-    def plan(self, prompt: Tensor, resp: Tensor, generator: torch.Generator | None = None,
-             order: Tensor | None = None) -> MaskPlan:
+    def plan(
+        self, prompt: Tensor, resp: Tensor, generator: torch.Generator | None = None, order: Tensor | None = None
+    ) -> MaskPlan:
         _check_pair(prompt, resp, self.block)
         mask_id = self.mask_id
         hide = uniform(tuple(prompt.shape), generator, prompt.device) < self.p_mask_prompt
@@ -242,8 +251,9 @@ class DTRPOEstimator:
     def forwards_per_response(self, n_resp: int) -> int:
         return 1
 
-    def plan(self, prompt: Tensor, resp: Tensor, generator: torch.Generator | None = None,
-             order: Tensor | None = None) -> MaskPlan:
+    def plan(
+        self, prompt: Tensor, resp: Tensor, generator: torch.Generator | None = None, order: Tensor | None = None
+    ) -> MaskPlan:
         _check_pair(prompt, resp, self.block)
         b, n_r = resp.shape
         k_steps, n_blocks = self.steps_per_block, n_r // self.block
@@ -279,8 +289,9 @@ class ExactTrajectoryEstimator:
     def forwards_per_response(self, n_resp: int) -> int:
         return n_resp // self.block * self.steps_per_block
 
-    def plan(self, prompt: Tensor, resp: Tensor, generator: torch.Generator | None = None,
-             order: Tensor | None = None) -> MaskPlan:
+    def plan(
+        self, prompt: Tensor, resp: Tensor, generator: torch.Generator | None = None, order: Tensor | None = None
+    ) -> MaskPlan:
         _check_pair(prompt, resp, self.block)
         b, n_r = resp.shape
         k_steps = self.steps_per_block
@@ -294,12 +305,14 @@ class ExactTrajectoryEstimator:
                 states.append(resp.masked_fill(masked, self.mask_id))
                 weights.append(((blk[None] == cur) & (local == step)).float())
         n = len(states)
-        return MaskPlan(prompt[:, None].expand(b, n, -1), torch.stack(states, 1), torch.stack(weights, 1),
-                        "canvas", self.block)
+        return MaskPlan(
+            prompt[:, None].expand(b, n, -1), torch.stack(states, 1), torch.stack(weights, 1), "canvas", self.block
+        )
 
 
-def _resolve_local_steps(source: str, order: Tensor | None, resp: Tensor, block: int, steps: int,
-                         generator: torch.Generator | None) -> Tensor:
+def _resolve_local_steps(
+    source: str, order: Tensor | None, resp: Tensor, block: int, steps: int, generator: torch.Generator | None
+) -> Tensor:
     if source == "recorded":
         if order is None:
             raise ValueError("order: expected the recorded (B, L) unmasking steps for order_source='recorded'")

@@ -21,13 +21,23 @@ EstimatorFactory = Callable[[str, DTRPOConfig], LogProbEstimator]
 
 def _head(pairs: PreferencePairs, n: int) -> PreferencePairs:
     idx = torch.arange(min(n, len(pairs)), device=pairs.prompt.device)
-    return PreferencePairs(pairs.prompt[idx], pairs.chosen[idx], pairs.rejected[idx],
-                           None if pairs.chosen_order is None else pairs.chosen_order[idx],
-                           None if pairs.rejected_order is None else pairs.rejected_order[idx])
+    return PreferencePairs(
+        pairs.prompt[idx],
+        pairs.chosen[idx],
+        pairs.rejected[idx],
+        None if pairs.chosen_order is None else pairs.chosen_order[idx],
+        None if pairs.rejected_order is None else pairs.rejected_order[idx],
+    )
 
 
-def _update_fn(arm: str, sft_model: nn.Module, batch_pairs: PreferencePairs, cfg: DTRPOConfig,
-               make_estimator: EstimatorFactory, seed: int) -> Callable[[], None]:
+def _update_fn(
+    arm: str,
+    sft_model: nn.Module,
+    batch_pairs: PreferencePairs,
+    cfg: DTRPOConfig,
+    make_estimator: EstimatorFactory,
+    seed: int,
+) -> Callable[[], None]:
     """One optimiser update of ``arm`` on a fixed batch (a throwaway copy of the SFT model)."""
     policy = copy.deepcopy(sft_model).train()
     optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.dpo_lr)
@@ -37,11 +47,18 @@ def _update_fn(arm: str, sft_model: nn.Module, batch_pairs: PreferencePairs, cfg
         def loss() -> torch.Tensor:
             return mdlm_loss(policy, batch_pairs.prompt, batch_pairs.chosen, cfg.block, generator=gen)
     else:
-        trainer = DTRPOTrainer(policy, copy.deepcopy(sft_model), make_estimator(arm, cfg), beta=cfg.beta,
-                               mask_seed=seed, nll_weight=cfg.nll_weight)
+        trainer = DTRPOTrainer(
+            policy,
+            copy.deepcopy(sft_model),
+            make_estimator(arm, cfg),
+            beta=cfg.beta,
+            mask_seed=seed,
+            nll_weight=cfg.nll_weight,
+        )
         trainer.prepare(batch_pairs)
-        batch = trainer.make_batch(batch_pairs, torch.arange(len(batch_pairs), device=batch_pairs.prompt.device),
-                                   torch.Generator())
+        batch = trainer.make_batch(
+            batch_pairs, torch.arange(len(batch_pairs), device=batch_pairs.prompt.device), torch.Generator()
+        )
 
         def loss() -> torch.Tensor:
             return trainer.loss(policy, batch)
@@ -54,8 +71,9 @@ def _update_fn(arm: str, sft_model: nn.Module, batch_pairs: PreferencePairs, cfg
     return step
 
 
-def update_times_ms(cfg: DTRPOConfig, ctx: RunContext, sft_model: nn.Module, pairs: PreferencePairs,
-                    make_estimator: EstimatorFactory) -> dict[str, float]:
+def update_times_ms(
+    cfg: DTRPOConfig, ctx: RunContext, sft_model: nn.Module, pairs: PreferencePairs, make_estimator: EstimatorFactory
+) -> dict[str, float]:
     """Median ms per update (loss, backward, AdamW step) of every arm on one batch of ``dpo_batch`` pairs.
 
     Reference scores are cached (as in training), so the timed update is the policy's work only. Arms are
@@ -72,8 +90,14 @@ def update_times_ms(cfg: DTRPOConfig, ctx: RunContext, sft_model: nn.Module, pai
 
 
 @torch.no_grad()
-def estimator_variance(policy: nn.Module, ref: nn.Module, pairs: PreferencePairs, cfg: DTRPOConfig,
-                       ctx: RunContext, make_estimator: EstimatorFactory) -> dict[str, float]:
+def estimator_variance(
+    policy: nn.Module,
+    ref: nn.Module,
+    pairs: PreferencePairs,
+    cfg: DTRPOConfig,
+    ctx: RunContext,
+    make_estimator: EstimatorFactory,
+) -> dict[str, float]:
     """Per chosen response, the variance of the estimated log-ratio across ``var_seeds`` mask seeds, averaged.
 
     All estimators score the same trained policy against the SFT reference. The exact-trajectory estimator
@@ -88,8 +112,9 @@ def estimator_variance(policy: nn.Module, ref: nn.Module, pairs: PreferencePairs
         est = make_estimator(arm, cfg)
         values = []
         for seed in range(cfg.var_seeds):
-            plan = est.plan(sub.prompt, sub.chosen, torch.Generator().manual_seed(ctx.seed + 100 + seed),
-                            sub.chosen_order)
+            plan = est.plan(
+                sub.prompt, sub.chosen, torch.Generator().manual_seed(ctx.seed + 100 + seed), sub.chosen_order
+            )
             values.append(logratio(policy, ref, sub.prompt, sub.chosen, plan))
         out[arm] = float(torch.stack(values).double().var(dim=0).mean())
     return out

@@ -30,8 +30,7 @@ def _check_layout(n_prompt: int, n_resp: int, block: int) -> None:
     if n_prompt < 0:
         raise ValueError(f"n_prompt: expected a non-negative length, got {n_prompt}")
     if n_resp <= 0:
-        raise ValueError(f"n_resp: expected a positive response length (empty responses have no blocks), "
-                         f"got {n_resp}")
+        raise ValueError(f"n_resp: expected a positive response length (empty responses have no blocks), got {n_resp}")
     if block <= 0 or n_resp % block:
         raise ValueError(f"block: expected a positive divisor of the response length {n_resp}, got {block}")
 
@@ -44,8 +43,7 @@ def block_ids(n_prompt: int, n_resp: int, block: int, device: torch.device | str
     return torch.cat((prompt, resp))
 
 
-def block_causal_mask(n_prompt: int, n_resp: int, block: int,
-                      device: torch.device | str | None = None) -> Tensor:
+def block_causal_mask(n_prompt: int, n_resp: int, block: int, device: torch.device | str | None = None) -> Tensor:
     """Sampler mask over ``[c ; y]``: position ``i`` sees ``j`` iff ``block(j) <= block(i)``; ``(P+L, P+L)`` bool.
 
     The prompt is block ``-1``: it sees only itself, and every response block sees it.
@@ -54,8 +52,7 @@ def block_causal_mask(n_prompt: int, n_resp: int, block: int,
     return ids[None, :] <= ids[:, None]
 
 
-def block_diffusion_mask(n_prompt: int, n_resp: int, block: int,
-                         device: torch.device | str | None = None) -> Tensor:
+def block_diffusion_mask(n_prompt: int, n_resp: int, block: int, device: torch.device | str | None = None) -> Tensor:
     """BD3-LM mask over ``[c ; x~ (noisy, L) ; y (clean, L)]``; ``(T, T)`` bool with ``T = P + 2L``.
 
     True means "query (row) may attend key (column)". The union of (spec A3):
@@ -69,9 +66,13 @@ def block_diffusion_mask(n_prompt: int, n_resp: int, block: int,
     ids = block_ids(n_prompt, n_resp, block, device)
     n_p = n_prompt
     blk = torch.cat((ids, ids[n_p:]))  # block of each of the T positions
-    kind = torch.cat((torch.zeros(n_p, dtype=torch.long, device=ids.device),
-                      torch.ones(n_resp, dtype=torch.long, device=ids.device),
-                      torch.full((n_resp,), 2, dtype=torch.long, device=ids.device)))  # 0 prompt 1 noisy 2 clean
+    kind = torch.cat(
+        (
+            torch.zeros(n_p, dtype=torch.long, device=ids.device),
+            torch.ones(n_resp, dtype=torch.long, device=ids.device),
+            torch.full((n_resp,), 2, dtype=torch.long, device=ids.device),
+        )
+    )  # 0 prompt 1 noisy 2 clean
     q_blk, k_blk = blk[:, None], blk[None, :]
     q_kind, k_kind = kind[:, None], kind[None, :]
     sees_prompt = k_kind == 0
@@ -116,8 +117,9 @@ class DiffusionLMConfig:
         if not 0 <= self.mask_id < self.vocab_size:
             raise ValueError(f"mask_id: expected an id in [0, {self.vocab_size}), got {self.mask_id}")
         if self.dim % self.n_heads or (self.dim // self.n_heads) % 2:
-            raise ValueError(f"n_heads: expected a divisor of dim={self.dim} giving an even head dim, "
-                             f"got {self.n_heads}")
+            raise ValueError(
+                f"n_heads: expected a divisor of dim={self.dim} giving an even head dim, got {self.n_heads}"
+            )
         if self.impl not in ("sdpa", "naive"):
             raise ValueError(f"impl: expected 'sdpa' or 'naive', got {self.impl!r}")
 
@@ -135,8 +137,9 @@ class MaskedDiffusionLM(nn.Module):
         self.mask_id = cfg.mask_id
         self.embed = nn.Embedding(cfg.vocab_size, cfg.dim)
         self.blocks = nn.ModuleList(
-            TransformerBlock(cfg.dim, cfg.n_heads, mlp_hidden=cfg.mlp_hidden, causal=False, rope_base=cfg.rope_base,
-                             impl=cfg.impl)  # type: ignore[arg-type]
+            TransformerBlock(
+                cfg.dim, cfg.n_heads, mlp_hidden=cfg.mlp_hidden, causal=False, rope_base=cfg.rope_base, impl=cfg.impl
+            )  # type: ignore[arg-type]
             for _ in range(cfg.n_layers)
         )
         self.norm = RMSNorm(cfg.dim)
@@ -161,8 +164,7 @@ class MaskedDiffusionLM(nn.Module):
             pos_ids = torch.arange(t, device=ids.device)
         if attn_mask is not None:
             if attn_mask.shape[-2:] != (t, t):
-                raise ValueError(f"attn_mask: expected (T, T) = ({t}, {t}) trailing dims, "
-                                 f"got {tuple(attn_mask.shape)}")
+                raise ValueError(f"attn_mask: expected (T, T) = ({t}, {t}) trailing dims, got {tuple(attn_mask.shape)}")
             attn_mask = attn_mask.unsqueeze(-3)  # broadcast over heads
         x = self.embed(ids)
         for blk in self.blocks:
@@ -196,7 +198,7 @@ def two_copy_forward(model: nn.Module, prompt: Tensor, noisy: Tensor, clean: Ten
     ids = torch.cat((prompt, noisy, clean), dim=1)
     mask = block_diffusion_mask(n_p, n_r, block, ids.device)
     pos = two_copy_position_ids(n_p, n_r, ids.device)
-    return model(ids, attn_mask=mask, pos_ids=pos)[:, n_p:n_p + n_r]
+    return model(ids, attn_mask=mask, pos_ids=pos)[:, n_p : n_p + n_r]
 
 
 def uniform(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> Tensor:
@@ -205,8 +207,15 @@ def uniform(shape: tuple[int, ...], generator: torch.Generator | None, device: t
     return torch.rand(shape, generator=generator, device=gen_device, dtype=torch.float64).to(device)
 
 
-def mdlm_loss(model: nn.Module, prompt: Tensor, resp: Tensor, block: int, *, eps: float = 1e-3,
-              generator: torch.Generator | None = None) -> Tensor:
+def mdlm_loss(
+    model: nn.Module,
+    prompt: Tensor,
+    resp: Tensor,
+    block: int,
+    *,
+    eps: float = 1e-3,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """LLaDA SFT loss applied per block (BD3-LM style); the prompt is never masked.
 
     Each block ``b`` of each sequence draws ``t_b ~ U(0, 1)`` and masks each of its tokens with probability

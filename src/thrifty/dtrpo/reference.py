@@ -53,15 +53,15 @@ def _canvas_logits(model: nn.Module, prompt: Tensor, resp_part: Tensor, block: i
     """Logits of the response part of the canvas ``[c ; resp_part]`` with the block-causal mask."""
     canvas = torch.cat((prompt, resp_part), dim=1)
     mask = block_causal_mask(prompt.shape[1], resp_part.shape[1], block, canvas.device)
-    return model(canvas, attn_mask=mask)[:, prompt.shape[1]:]
+    return model(canvas, attn_mask=mask)[:, prompt.shape[1] :]
 
 
 def per_block_logits(model: nn.Module, prompt: Tensor, noisy: Tensor, clean: Tensor, block: int) -> Tensor:
     """For each block ``b``, the logits of ``x~_b`` from a forward on ``[c ; y_<b ; x~_b]``; ``(B, L, V)``."""
     outs = []
     for b in range(noisy.shape[1] // block):
-        part = torch.cat((clean[:, :b * block], noisy[:, b * block:(b + 1) * block]), dim=1)
-        outs.append(_canvas_logits(model, prompt, part, block)[:, b * block:])
+        part = torch.cat((clean[:, : b * block], noisy[:, b * block : (b + 1) * block]), dim=1)
+        outs.append(_canvas_logits(model, prompt, part, block)[:, b * block :])
     return torch.cat(outs, dim=1)
 
 
@@ -71,8 +71,16 @@ def _token_logp(model: nn.Module, prompt: Tensor, state: Tensor, resp: Tensor, b
 
 
 @torch.no_grad()
-def trajectory_logratio(policy: nn.Module, ref: nn.Module, prompt: Tensor, resp: Tensor, order: Tensor,
-                        block: int, steps_per_block: int, mask_id: int) -> Tensor:
+def trajectory_logratio(
+    policy: nn.Module,
+    ref: nn.Module,
+    prompt: Tensor,
+    resp: Tensor,
+    order: Tensor,
+    block: int,
+    steps_per_block: int,
+    mask_id: int,
+) -> Tensor:
     """``sum_b sum_s sum_{i in S_s} [log p_pol(y_i | x^{b,s-1}) - log p_ref(y_i | x^{b,s-1})]``; ``(B,)``.
 
     Args:
@@ -80,11 +88,11 @@ def trajectory_logratio(policy: nn.Module, ref: nn.Module, prompt: Tensor, resp:
     """
     out = torch.zeros(resp.shape[0], dtype=torch.float64, device=resp.device)
     for row in range(resp.shape[0]):
-        c, y, o = prompt[row:row + 1], resp[row:row + 1], order[row]
+        c, y, o = prompt[row : row + 1], resp[row : row + 1], order[row]
         for g in range(resp.shape[1] // block * steps_per_block):
             b = g // steps_per_block
             state = y.clone()
-            state[0, b * block:] = mask_id  # the current block's later steps and every later block
+            state[0, b * block :] = mask_id  # the current block's later steps and every later block
             done = (o < g) & (torch.arange(y.shape[1], device=y.device) >= b * block)
             state[0, done] = y[0, done]
             new = o == g
@@ -94,8 +102,9 @@ def trajectory_logratio(policy: nn.Module, ref: nn.Module, prompt: Tensor, resp:
 
 
 @torch.no_grad()
-def order_averaged_logratio(policy: nn.Module, ref: nn.Module, prompt: Tensor, resp: Tensor, block: int,
-                            steps_per_block: int, mask_id: int) -> Tensor:
+def order_averaged_logratio(
+    policy: nn.Module, ref: nn.Module, prompt: Tensor, resp: Tensor, block: int, steps_per_block: int, mask_id: int
+) -> Tensor:
     """The trajectory log-ratio averaged over all ``Bs!`` unmasking orders of every block; ``(B,)``.
 
     Orders of different blocks are independent (each block is conditioned on the clean blocks before it),
@@ -104,19 +113,25 @@ def order_averaged_logratio(policy: nn.Module, ref: nn.Module, prompt: Tensor, r
     counts = num_transfer_tokens(torch.tensor([block]), steps_per_block)[0].tolist()
     total = torch.zeros(resp.shape[0], dtype=torch.float64, device=resp.device)
     for row in range(resp.shape[0]):
-        c, y = prompt[row:row + 1], resp[row:row + 1]
+        c, y = prompt[row : row + 1], resp[row : row + 1]
         for b in range(resp.shape[1] // block):
             lo = b * block
             cache: dict[frozenset[int], Tensor] = {}
 
-            def ratio(masked: frozenset[int], c: Tensor = c, y: Tensor = y, lo: int = lo,
-                      cache: dict[frozenset[int], Tensor] = cache) -> Tensor:
+            def ratio(
+                masked: frozenset[int],
+                c: Tensor = c,
+                y: Tensor = y,
+                lo: int = lo,
+                cache: dict[frozenset[int], Tensor] = cache,
+            ) -> Tensor:
                 if masked not in cache:
                     state = y.clone()
-                    state[0, lo + block:] = mask_id
+                    state[0, lo + block :] = mask_id
                     state[0, [lo + i for i in masked]] = mask_id
-                    cache[masked] = (_token_logp(policy, c, state, y, block)
-                                     - _token_logp(ref, c, state, y, block))[0, lo:lo + block].double()
+                    cache[masked] = (_token_logp(policy, c, state, y, block) - _token_logp(ref, c, state, y, block))[
+                        0, lo : lo + block
+                    ].double()
                 return cache[masked]
 
             values = []
@@ -124,7 +139,7 @@ def order_averaged_logratio(policy: nn.Module, ref: nn.Module, prompt: Tensor, r
                 value, start = torch.zeros((), dtype=torch.float64), 0
                 for c_s in counts:
                     masked = frozenset(perm[start:])
-                    value = value + ratio(masked)[list(perm[start:start + c_s])].sum()
+                    value = value + ratio(masked)[list(perm[start : start + c_s])].sum()
                     start += c_s
                 values.append(value)
             total[row] += torch.stack(values).mean()

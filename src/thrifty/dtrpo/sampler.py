@@ -52,10 +52,19 @@ def _unmask_top(conf: Tensor, count: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def sample(model: nn.Module, prompt: Tensor, gen_len: int, block_len: int, steps: int, *,
-           temperature: float = 0.0, remasking: Remasking = "low_confidence",
-           generator: torch.Generator | None = None, return_order: bool = False,
-           block_attention: bool = True) -> Tensor | tuple[Tensor, Tensor]:
+def sample(
+    model: nn.Module,
+    prompt: Tensor,
+    gen_len: int,
+    block_len: int,
+    steps: int,
+    *,
+    temperature: float = 0.0,
+    remasking: Remasking = "low_confidence",
+    generator: torch.Generator | None = None,
+    return_order: bool = False,
+    block_attention: bool = True,
+) -> Tensor | tuple[Tensor, Tensor]:
     """Generate ``gen_len`` tokens block by block, unmasking ``steps / num_blocks`` times per block.
 
     At each step the model predicts every position, draws ``x0`` by the Gumbel trick, scores each masked

@@ -74,7 +74,7 @@ class AdditionTask:
         out = torch.full((problems.shape[0], self.resp_len), EOS)
         for length in range(1, width + 1):
             rows = n_sig == length
-            out[rows, :length] = digits[rows, width - length:]
+            out[rows, :length] = digits[rows, width - length :]
         return out
 
     def verify(self, problems: Tensor, responses: Tensor) -> Tensor:

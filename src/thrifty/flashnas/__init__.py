@@ -37,13 +37,17 @@ __all__ = [
     "run_search",
 ]
 
-register_method(Method(
-    name="flashnas",
-    paper="MobileLLM-Flash: hardware-in-the-loop architecture search for on-device LLMs (arXiv 2603.15954)",
-    claim=("Latency-model-guided search over pruned subnets with attention skipping finds models up to 1.8x "
-           "faster in prefill and 1.6x in decode at equal quality; here: measured ExecuTorch speed-ups of the "
-           "chosen model over its backbone at <= 2% higher val loss (targets 1.5x prefill, 1.3x decode, T=1024)."),
-    config_cls=FlashNASConfig,
-    reproduce=run_experiment,
-    bench=run_bench,
-))
+register_method(
+    Method(
+        name="flashnas",
+        paper="MobileLLM-Flash: hardware-in-the-loop architecture search for on-device LLMs (arXiv 2603.15954)",
+        claim=(
+            "Latency-model-guided search over pruned subnets with attention skipping finds models up to 1.8x "
+            "faster in prefill and 1.6x in decode at equal quality; here: measured ExecuTorch speed-ups of the "
+            "chosen model over its backbone at <= 2% higher val loss (targets 1.5x prefill, 1.3x decode, T=1024)."
+        ),
+        config_cls=FlashNASConfig,
+        reproduce=run_experiment,
+        bench=run_bench,
+    )
+)

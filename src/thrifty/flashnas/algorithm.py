@@ -91,22 +91,26 @@ class _Accumulators:
             self.cos[layer] += cos.double().sum().cpu()
             if layer == 0:
                 self.tokens += cos.numel()
+
         return hook
 
     def neuron_hook(self, layer: int):  # noqa: ANN201
         def hook(_module: nn.Module, inputs: tuple[Tensor, ...], _output: Tensor) -> None:
             self.ffn[layer] += inputs[0].abs().double().flatten(0, -2).sum(0).cpu()
+
         return hook
 
     def head_hook(self, layer: int, n_heads: int):  # noqa: ANN201
         def hook(_module: nn.Module, inputs: tuple[Tensor, ...], _output: Tensor) -> None:
             per_head = inputs[0].unflatten(-1, (n_heads, -1)).double().norm(dim=-1)  # (B, T, H)
             self.heads[layer] += per_head.flatten(0, -2).sum(0).cpu()
+
         return hook
 
     def channel_hook(self):  # noqa: ANN201
         def hook(_module: nn.Module, _inputs: tuple[Tensor, ...], output: Tensor) -> None:
             self.channels += output.abs().double().flatten(0, -2).sum(0).cpu()
+
         return hook
 
 
@@ -118,8 +122,16 @@ def top_indices(scores: Tensor, k: int) -> Tensor:
     return order.sort().values
 
 
-def make_subnet(model: FlashLM, scores: ImportanceScores, *, n_layers: int, d_model: int, ffn: int | Sequence[int],
-                n_kv_heads: int, attn: Sequence[bool] | None = None) -> SubnetConfig:
+def make_subnet(
+    model: FlashLM,
+    scores: ImportanceScores,
+    *,
+    n_layers: int,
+    d_model: int,
+    ffn: int | Sequence[int],
+    n_kv_heads: int,
+    attn: Sequence[bool] | None = None,
+) -> SubnetConfig:
     """A :class:`SubnetConfig` keeping the ``n_layers`` blocks of highest block influence (in order).
 
     ``ffn`` is one width for all kept layers or one per kept layer; ``attn`` defaults to the backbone's.
@@ -189,10 +201,16 @@ def subnet_masks(backbone: FlashLM, cfg: SubnetConfig, scores: ImportanceScores)
     kv_masks, ffn_masks = {}, {}
     for layer, width in zip(cfg.layers, cfg.ffn, strict=True):
         kv_masks[layer] = torch.zeros(bcfg.n_kv_heads, device=dev).index_fill(
-            0, top_indices(kv_scores[layer], cfg.n_kv_heads).to(dev), 1.0)
+            0, top_indices(kv_scores[layer], cfg.n_kv_heads).to(dev), 1.0
+        )
         ffn_masks[layer] = torch.zeros(bcfg.ffn[layer], device=dev).index_fill(
-            0, top_indices(scores.ffn[layer], width).to(dev), 1.0)
+            0, top_indices(scores.ffn[layer], width).to(dev), 1.0
+        )
     dtype = backbone.embed.weight.dtype
-    return {"layers": cfg.layers, "attn": cfg.attn, "channel_mask": channel_mask.to(dtype),
-            "kv_group_masks": {k: v.to(dtype) for k, v in kv_masks.items()},
-            "ffn_masks": {k: v.to(dtype) for k, v in ffn_masks.items()}}
+    return {
+        "layers": cfg.layers,
+        "attn": cfg.attn,
+        "channel_mask": channel_mask.to(dtype),
+        "kv_group_masks": {k: v.to(dtype) for k, v in kv_masks.items()},
+        "ffn_masks": {k: v.to(dtype) for k, v in ffn_masks.items()},
+    }

@@ -57,9 +57,15 @@ def run_bench(ctx: BenchContext) -> list[dict[str, Any]]:
         mins = {k: reduce_times(v, "min") for k, v in times.items()}
         for case in CASES:
             for backend in ("executorch", "eager"):
-                rows.append({"case": f"{name} {case}", "variant": backend, "min_ms": mins[(case, backend)],
-                             "median_ms": reduce_times(times[(case, backend)], "median"),
-                             "pte_mb": sizes[(case, backend)] or "",
-                             "speedup_vs_eager": mins[(case, "eager")] / mins[(case, backend)],
-                             "params": model.num_params()})
+                rows.append(
+                    {
+                        "case": f"{name} {case}",
+                        "variant": backend,
+                        "min_ms": mins[(case, backend)],
+                        "median_ms": reduce_times(times[(case, backend)], "median"),
+                        "pte_mb": sizes[(case, backend)] or "",
+                        "speedup_vs_eager": mins[(case, "eager")] / mins[(case, backend)],
+                        "params": model.num_params(),
+                    }
+                )
     return rows

@@ -61,14 +61,22 @@ class FlashLMConfig:
         return len(self.ffn)
 
     @classmethod
-    def uniform(cls, vocab_size: int, d_model: int, n_layers: int, n_heads: int, n_kv_heads: int,
-                ffn: int, head_dim: int | None = None, **kwargs: Any) -> FlashLMConfig:
+    def uniform(
+        cls,
+        vocab_size: int,
+        d_model: int,
+        n_layers: int,
+        n_heads: int,
+        n_kv_heads: int,
+        ffn: int,
+        head_dim: int | None = None,
+        **kwargs: Any,
+    ) -> FlashLMConfig:
         """A backbone with every layer alike (all attention on); ``head_dim`` defaults to ``d_model // n_heads``."""
         if n_layers <= 0:
             raise ValueError(f"n_layers: expected a positive integer, got {n_layers}")
         head_dim = head_dim or d_model // n_heads
-        return cls(vocab_size, d_model, n_heads, n_kv_heads, head_dim, (ffn,) * n_layers, (True,) * n_layers,
-                   **kwargs)
+        return cls(vocab_size, d_model, n_heads, n_kv_heads, head_dim, (ffn,) * n_layers, (True,) * n_layers, **kwargs)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -100,8 +108,14 @@ class SubnetConfig:
 
     @classmethod
     def keep_all(cls, backbone: FlashLMConfig) -> SubnetConfig:
-        return cls(tuple(range(backbone.n_layers)), backbone.d_model, backbone.ffn, backbone.n_heads,
-                   backbone.n_kv_heads, backbone.attn)
+        return cls(
+            tuple(range(backbone.n_layers)),
+            backbone.d_model,
+            backbone.ffn,
+            backbone.n_heads,
+            backbone.n_kv_heads,
+            backbone.attn,
+        )
 
     def check(self, backbone: FlashLMConfig) -> None:
         """Raise ValueError (naming the field) if this subnet does not fit inside ``backbone``."""
@@ -113,8 +127,9 @@ class SubnetConfig:
         if not 0 < self.d_model <= backbone.d_model:
             raise ValueError(f"d_model: expected 1..{backbone.d_model} (backbone width), got {self.d_model}")
         if len(self.ffn) != n or len(self.attn) != n:
-            raise ValueError(f"ffn, attn: expected {n} entries (one per kept layer), "
-                             f"got {len(self.ffn)}, {len(self.attn)}")
+            raise ValueError(
+                f"ffn, attn: expected {n} entries (one per kept layer), got {len(self.ffn)}, {len(self.attn)}"
+            )
         for width, layer in zip(self.ffn, self.layers, strict=True):
             if not 0 < width <= backbone.ffn[layer]:
                 raise ValueError(f"ffn: expected 1..{backbone.ffn[layer]} for layer {layer}, got {width}")
@@ -129,17 +144,30 @@ class SubnetConfig:
     def arch(self, backbone: FlashLMConfig) -> FlashLMConfig:
         """The :class:`FlashLMConfig` of this subnet (validated against ``backbone``)."""
         self.check(backbone)
-        return dataclasses.replace(backbone, d_model=self.d_model, n_heads=self.n_heads,
-                                   n_kv_heads=self.n_kv_heads, ffn=tuple(self.ffn), attn=tuple(self.attn))
+        return dataclasses.replace(
+            backbone,
+            d_model=self.d_model,
+            n_heads=self.n_heads,
+            n_kv_heads=self.n_kv_heads,
+            ffn=tuple(self.ffn),
+            attn=tuple(self.attn),
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
-                for f in dataclasses.fields(self)}
+        return {
+            f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in dataclasses.fields(self)
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SubnetConfig:
-        return cls(tuple(data["layers"]), data["d_model"], tuple(data["ffn"]), data["n_heads"],
-                   data["n_kv_heads"], tuple(bool(a) for a in data["attn"]))
+        return cls(
+            tuple(data["layers"]),
+            data["d_model"],
+            tuple(data["ffn"]),
+            data["n_heads"],
+            data["n_kv_heads"],
+            tuple(bool(a) for a in data["attn"]),
+        )
 
 
 @dataclass
@@ -155,15 +183,46 @@ class FlashNASConfig(Config):
     """
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "smoke": {"d_model": 32, "n_layers": 3, "n_heads": 2, "n_kv_heads": 1, "ffn": 64, "train_steps": 3,
-                  "seq_len": 32, "batch": 2, "calib_batches": 2, "cpt_steps": 2, "final_steps": 2,
-                  "search_budget": 2, "n_candidates": 32, "eval_batches": 1, "latency_seq_lens": (32,),
-                  "decode_kv_len": 32, "latency_reps": 3, "latency_warmup": 1, "width_step": 16,
-                  "ffn_step": 16, "skip_seq_lens": (32,), "use_executorch": False, "latency_residual": "none"},
+        "smoke": {
+            "d_model": 32,
+            "n_layers": 3,
+            "n_heads": 2,
+            "n_kv_heads": 1,
+            "ffn": 64,
+            "train_steps": 3,
+            "seq_len": 32,
+            "batch": 2,
+            "calib_batches": 2,
+            "cpt_steps": 2,
+            "final_steps": 2,
+            "search_budget": 2,
+            "n_candidates": 32,
+            "eval_batches": 1,
+            "latency_seq_lens": (32,),
+            "decode_kv_len": 32,
+            "latency_reps": 3,
+            "latency_warmup": 1,
+            "width_step": 16,
+            "ffn_step": 16,
+            "skip_seq_lens": (32,),
+            "use_executorch": False,
+            "latency_residual": "none",
+        },
         "quick": {},
-        "full": {"d_model": 192, "n_layers": 8, "ffn": 512, "train_steps": 2000, "seq_len": 256, "batch": 16,
-                 "calib_batches": 32, "cpt_steps": 60, "final_steps": 400, "search_budget": 12,
-                 "eval_batches": 16, "latency_seq_lens": (128, 1024)},
+        "full": {
+            "d_model": 192,
+            "n_layers": 8,
+            "ffn": 512,
+            "train_steps": 2000,
+            "seq_len": 256,
+            "batch": 16,
+            "calib_batches": 32,
+            "cpt_steps": 60,
+            "final_steps": 400,
+            "search_budget": 12,
+            "eval_batches": 16,
+            "latency_seq_lens": (128, 1024),
+        },
     }
     d_model: int = 128
     n_layers: int = 6
@@ -194,9 +253,26 @@ class FlashNASConfig(Config):
     latency_dataset: str = ""
 
     def validate(self) -> None:
-        for name in ("d_model", "n_layers", "n_heads", "n_kv_heads", "ffn", "train_steps", "seq_len", "batch",
-                     "calib_batches", "cpt_steps", "final_steps", "search_budget", "n_candidates",
-                     "eval_batches", "width_step", "ffn_step", "decode_kv_len", "latency_reps"):
+        for name in (
+            "d_model",
+            "n_layers",
+            "n_heads",
+            "n_kv_heads",
+            "ffn",
+            "train_steps",
+            "seq_len",
+            "batch",
+            "calib_batches",
+            "cpt_steps",
+            "final_steps",
+            "search_budget",
+            "n_candidates",
+            "eval_batches",
+            "width_step",
+            "ffn_step",
+            "decode_kv_len",
+            "latency_reps",
+        ):
             self.require(getattr(self, name) > 0, name, "a positive integer")
         self.require(self.d_model % self.n_heads == 0, "n_heads", f"a divisor of d_model={self.d_model}")
         self.require(self.n_heads % self.n_kv_heads == 0, "n_kv_heads", f"a divisor of n_heads={self.n_heads}")

@@ -57,6 +57,7 @@ class LatencySpace:
 
     def sample(self, generator: torch.Generator, max_seq_len: int = 1024) -> FlashLMConfig:
         """One random architecture."""
+
         def pick(options: Sequence[int]) -> int:
             return int(options[int(torch.randint(len(options), (1,), generator=generator))])
 
@@ -65,8 +66,9 @@ class LatencySpace:
         ffn = tuple(pick(range(low, high + 1, step)) for _ in range(n_layers))
         attn = (True,) + tuple(bool(torch.rand(1, generator=generator) < self.attn_prob) for _ in range(n_layers - 1))
         kv = pick(self.kv_heads)
-        return FlashLMConfig(self.vocab_size, pick(self.widths), kv * self.group, kv, self.head_dim, ffn, attn,
-                             max_seq_len=max_seq_len)
+        return FlashLMConfig(
+            self.vocab_size, pick(self.widths), kv * self.group, kv, self.head_dim, ffn, attn, max_seq_len=max_seq_len
+        )
 
 
 def reference_arch(vocab_size: int = 84) -> FlashLMConfig:
@@ -82,9 +84,17 @@ def skip_series_archs(vocab_size: int = 84) -> dict[str, FlashLMConfig]:
     return {name: FlashLMConfig.from_dict({**base.to_dict(), "attn": mask}) for name, mask in masks.items()}
 
 
-def measure_archs(archs: dict[str, FlashLMConfig], keys: Sequence[str], *, reference: FlashLMConfig,
-                  chunk: int = 4, warmup: int = 3, reps: int = 30, stat: Stat = "min",
-                  log: Callable[[str], None] = print) -> tuple[dict[str, dict[str, float]], list[dict[str, float]]]:
+def measure_archs(
+    archs: dict[str, FlashLMConfig],
+    keys: Sequence[str],
+    *,
+    reference: FlashLMConfig,
+    chunk: int = 4,
+    warmup: int = 3,
+    reps: int = 30,
+    stat: Stat = "min",
+    log: Callable[[str], None] = print,
+) -> tuple[dict[str, dict[str, float]], list[dict[str, float]]]:
     """Measure ``archs`` on ExecuTorch in chunks, each interleaved with the reference model.
 
     Returns ``(name -> key -> ms, [reference key -> ms per chunk])``.
@@ -95,7 +105,7 @@ def measure_archs(archs: dict[str, FlashLMConfig], keys: Sequence[str], *, refer
     names, results, drift = list(archs), {}, []
     for start in range(0, len(names), chunk):
         calls = dict(ref_calls)
-        for name in names[start:start + chunk]:
+        for name in names[start : start + chunk]:
             model = FlashLM(archs[name], "matmul").eval()
             calls.update({f"{name}/{k}": _call(model, k) for k in keys})
         timings = interleaved_timings(calls, warmup=warmup, reps=reps, stat=stat)
@@ -114,8 +124,17 @@ def _call(model: FlashLM, key: str) -> Callable[[], object]:
     return fn
 
 
-def collect_dataset(n: int, *, seed: int = 0, space: LatencySpace | None = None, keys: Sequence[str] = DEFAULT_KEYS,
-                    reps: int = 30, warmup: int = 3, with_skip_series: bool = True, chunk: int = 4) -> dict[str, Any]:
+def collect_dataset(
+    n: int,
+    *,
+    seed: int = 0,
+    space: LatencySpace | None = None,
+    keys: Sequence[str] = DEFAULT_KEYS,
+    reps: int = 30,
+    warmup: int = 3,
+    with_skip_series: bool = True,
+    chunk: int = 4,
+) -> dict[str, Any]:
     """Sample ``n`` architectures and measure them (and the attention-skipping series); a JSON-ready dict."""
     from thrifty.flashnas.export import set_executorch_threads
 
@@ -126,16 +145,26 @@ def collect_dataset(n: int, *, seed: int = 0, space: LatencySpace | None = None,
     reference = reference_arch(space.vocab_size)
     measured, drift = measure_archs(archs, keys, reference=reference, reps=reps, warmup=warmup, chunk=chunk)
     data: dict[str, Any] = {
-        "protocol": {"backend": "executorch-xnnpack", "threads": 1, "stat": "min", "reps": reps, "warmup": warmup,
-                     "interleaved": True, "seed": seed, "chunk": chunk, "space": space.__dict__},
+        "protocol": {
+            "backend": "executorch-xnnpack",
+            "threads": 1,
+            "stat": "min",
+            "reps": reps,
+            "warmup": warmup,
+            "interleaved": True,
+            "seed": seed,
+            "chunk": chunk,
+            "space": space.__dict__,
+        },
         "env": env_info("cpu"),
         "reference": {"arch": reference.to_dict(), "per_chunk_ms": drift},
         "records": [{"name": k, "arch": archs[k].to_dict(), "ms": measured[k]} for k in archs],
     }
     if with_skip_series:
         skip = skip_series_archs(space.vocab_size)
-        skip_ms, skip_drift = measure_archs(skip, SKIP_KEYS, reference=reference, chunk=len(skip), reps=reps,
-                                            warmup=warmup)
+        skip_ms, skip_drift = measure_archs(
+            skip, SKIP_KEYS, reference=reference, chunk=len(skip), reps=reps, warmup=warmup
+        )
         data["skip_series"] = [{"name": k, "arch": skip[k].to_dict(), "ms": skip_ms[k]} for k in skip]
         data["reference"]["skip_chunk_ms"] = skip_drift
     return data
@@ -190,8 +219,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=DATASET_PATH)
     parser.add_argument("--no-skip-series", action="store_true")
     args = parser.parse_args(argv)
-    data = collect_dataset(args.n, seed=args.seed, reps=args.reps, warmup=args.warmup,
-                           with_skip_series=not args.no_skip_series)
+    data = collect_dataset(
+        args.n, seed=args.seed, reps=args.reps, warmup=args.warmup, with_skip_series=not args.no_skip_series
+    )
     write_json_atomic(args.out, data)
     print(f"wrote {len(data['records'])} records to {args.out}")
 

@@ -44,8 +44,9 @@ TARGET_PREFILL_SPEEDUP = 1.5  # the issue's target; it also sets the latency bud
 STRICT = 1e-9  # turns a "<= 0" difference into "< 0"
 
 
-def latency_report(dataset: LatencyDataset, residual: str = "gp"
-                   ) -> tuple[dict[str, LatencyModel], dict[str, dict[str, float]], dict[str, tuple]]:
+def latency_report(
+    dataset: LatencyDataset, residual: str = "gp"
+) -> tuple[dict[str, LatencyModel], dict[str, dict[str, float]], dict[str, tuple]]:
     """Fit a latency model per measured key; LOO R^2 and rank correlations of model and proxies.
 
     Returns ``(models, report, key -> (measured ms, leave-one-out predicted ms))``.
@@ -90,8 +91,9 @@ def deep_thin_config(backbone: FlashLM, space: SearchSpace, target_params: int) 
     for width in space.widths:
         for ffn in space.ffns:
             for kv in space.kv_heads:
-                sub = SubnetConfig(tuple(range(bcfg.n_layers)), width, (ffn,) * bcfg.n_layers, kv * group, kv,
-                                   (True,) * bcfg.n_layers)
+                sub = SubnetConfig(
+                    tuple(range(bcfg.n_layers)), width, (ffn,) * bcfg.n_layers, kv * group, kv, (True,) * bcfg.n_layers
+                )
                 gap = abs(param_count(sub.arch(bcfg)) - target_params)
                 if width < bcfg.d_model and (best is None or gap < best[0]):
                     best = (gap, sub)
@@ -130,15 +132,19 @@ def measure_models(models: dict[str, FlashLM], cfg: FlashNASConfig) -> tuple[dic
     return out, backend
 
 
-def _strategy_metrics(evals: dict[str, list[int]], bpc: dict[int, float], pred: np.ndarray,
-                      budget_ms: float, ref: tuple[float, float]) -> dict[str, dict[str, float]]:
+def _strategy_metrics(
+    evals: dict[str, list[int]], bpc: dict[int, float], pred: np.ndarray, budget_ms: float, ref: tuple[float, float]
+) -> dict[str, dict[str, float]]:
     out = {}
     for name, chosen in evals.items():
         losses, costs = np.array([bpc[i] for i in chosen]), pred[chosen]
         within = losses[costs <= budget_ms]
-        out[name] = {"hypervolume": hypervolume_2d(losses, costs, ref), "evaluations": len(chosen),
-                     "best_bpc_within_budget": float(within.min()) if len(within) else float("nan"),
-                     "best_bpc": float(losses.min())}
+        out[name] = {
+            "hypervolume": hypervolume_2d(losses, costs, ref),
+            "evaluations": len(chosen),
+            "best_bpc_within_budget": float(within.min()) if len(within) else float("nan"),
+            "best_bpc": float(losses.min()),
+        }
     return out
 
 
@@ -178,21 +184,46 @@ def run_experiment(cfg: FlashNASConfig, ctx: RunContext) -> Results:
     torch.manual_seed(ctx.seed + 5)
     scratch = FlashLM(chosen_cfg.arch(backbone.cfg), "sdpa").to(ctx.device)
     continue_pretraining(scratch, backbone, cfg, ctx, data, cfg.cpt_steps, series="cpt/random_init")
-    inherit = {"inherited_bpc": bpc[chosen_i], "random_init_bpc": val_bpc(scratch, cfg, ctx, data),
-               "cpt_steps": cfg.cpt_steps}
+    inherit = {
+        "inherited_bpc": bpc[chosen_i],
+        "random_init_bpc": val_bpc(scratch, cfg, ctx, data),
+        "cpt_steps": cfg.cpt_steps,
+    }
 
     measured, backend = measure_models({"backbone": backbone, **finals}, cfg)
-    variants = _variants(backbone, base_bpc, finals, {"chosen": chosen_cfg, "deep_thin": thin_cfg}, measured,
-                         lat_models, cfg, ctx, data)
+    variants = _variants(
+        backbone, base_bpc, finals, {"chosen": chosen_cfg, "deep_thin": thin_cfg}, measured, lat_models, cfg, ctx, data
+    )
     pareto_plot(ctx, pool, bpc, evals, pred, variants, pre_key)
-    return _results(cfg, variants, lat_report, strat, inherit, skip_speedups(dataset), backend, cached,
-                    {"budget_ms": budget_ms, "backbone_pred_ms": base_pred, "key": pre_key,
-                     "drift": dataset.drift(), "chosen": chosen_cfg.to_dict(), "deep_thin": thin_cfg.to_dict()})
+    return _results(
+        cfg,
+        variants,
+        lat_report,
+        strat,
+        inherit,
+        skip_speedups(dataset),
+        backend,
+        cached,
+        {
+            "budget_ms": budget_ms,
+            "backbone_pred_ms": base_pred,
+            "key": pre_key,
+            "drift": dataset.drift(),
+            "chosen": chosen_cfg.to_dict(),
+            "deep_thin": thin_cfg.to_dict(),
+        },
+    )
 
 
-def _run_searches(cfg: FlashNASConfig, ctx: RunContext, data: TextData, backbone: FlashLM,
-                  scores: ImportanceScores, pool: list[SubnetConfig], pred: np.ndarray
-                  ) -> tuple[dict[str, list[int]], dict[int, float]]:
+def _run_searches(
+    cfg: FlashNASConfig,
+    ctx: RunContext,
+    data: TextData,
+    backbone: FlashLM,
+    scores: ImportanceScores,
+    pool: list[SubnetConfig],
+    pred: np.ndarray,
+) -> tuple[dict[str, list[int]], dict[int, float]]:
     """Random, FLOPs-guided and latency-guided searches at ``search_budget`` quality evaluations each."""
     bpc: dict[int, float] = {}
 
@@ -206,11 +237,15 @@ def _run_searches(cfg: FlashNASConfig, ctx: RunContext, data: TextData, backbone
 
     n_init = min(3, cfg.search_budget)
     flops = np.array([dense_gmacs_per_token(c.arch(backbone.cfg)) for c in pool])
-    evals = {"random": run_search(pool, backbone.cfg, evaluate, cfg.search_budget, method="random", seed=ctx.seed),
-             "flops": run_search(pool, backbone.cfg, evaluate, cfg.search_budget, method="ehvi", cost=flops,
-                                 n_init=n_init, seed=ctx.seed),
-             "latency": run_search(pool, backbone.cfg, evaluate, cfg.search_budget, method="ehvi", cost=pred,
-                                   n_init=n_init, seed=ctx.seed)}
+    evals = {
+        "random": run_search(pool, backbone.cfg, evaluate, cfg.search_budget, method="random", seed=ctx.seed),
+        "flops": run_search(
+            pool, backbone.cfg, evaluate, cfg.search_budget, method="ehvi", cost=flops, n_init=n_init, seed=ctx.seed
+        ),
+        "latency": run_search(
+            pool, backbone.cfg, evaluate, cfg.search_budget, method="ehvi", cost=pred, n_init=n_init, seed=ctx.seed
+        ),
+    }
     return evals, bpc
 
 
@@ -223,15 +258,29 @@ def _select(candidates: list[int], bpc: dict[int, float], pred: np.ndarray, budg
     return min(ok, key=lambda i: bpc[i]) if ok else min(candidates, key=lambda i: pred[i])
 
 
-def _variants(backbone: FlashLM, base_bpc: float, finals: dict[str, FlashLM], cfgs: dict[str, SubnetConfig],
-              measured: dict[str, dict[str, float]], lat_models: dict[str, LatencyModel], cfg: FlashNASConfig,
-              ctx: RunContext, data: TextData) -> dict[str, dict[str, Any]]:
+def _variants(
+    backbone: FlashLM,
+    base_bpc: float,
+    finals: dict[str, FlashLM],
+    cfgs: dict[str, SubnetConfig],
+    measured: dict[str, dict[str, float]],
+    lat_models: dict[str, LatencyModel],
+    cfg: FlashNASConfig,
+    ctx: RunContext,
+    data: TextData,
+) -> dict[str, dict[str, Any]]:
     out = {"backbone": {"val_bpc": base_bpc, "params": backbone.num_params(), **measured["backbone"]}}
     for name, model in finals.items():
         arch = cfgs[name].arch(backbone.cfg)
-        out[name] = {"val_bpc": val_bpc(model, cfg, ctx, data), "params": model.num_params(), **measured[name],
-                     "layers": len(cfgs[name].layers), "attn_layers": sum(cfgs[name].attn), "d_model": arch.d_model,
-                     "ffn": list(arch.ffn)}
+        out[name] = {
+            "val_bpc": val_bpc(model, cfg, ctx, data),
+            "params": model.num_params(),
+            **measured[name],
+            "layers": len(cfgs[name].layers),
+            "attn_layers": sum(cfgs[name].attn),
+            "d_model": arch.d_model,
+            "ffn": list(arch.ffn),
+        }
     for name, row in out.items():
         arch = backbone.cfg if name == "backbone" else cfgs[name].arch(backbone.cfg)
         for key, model in lat_models.items():
@@ -243,8 +292,17 @@ def _speedup(variants: dict[str, dict[str, Any]], a: str, b: str, key: str) -> f
     return variants[a][key] / variants[b][key]
 
 
-def _results(cfg: FlashNASConfig, variants: dict[str, dict[str, Any]], lat_report: dict, strat: dict, inherit: dict,
-             skips: dict, backend: str, cached: bool, info: dict[str, Any]) -> Results:
+def _results(
+    cfg: FlashNASConfig,
+    variants: dict[str, dict[str, Any]],
+    lat_report: dict,
+    strat: dict,
+    inherit: dict,
+    skips: dict,
+    backend: str,
+    cached: bool,
+    info: dict[str, Any],
+) -> Results:
     pre, dec = f"prefill_{max(cfg.latency_seq_lens)}_ms", f"decode_{cfg.decode_kv_len}_ms"
     loss_inc = variants["chosen"]["val_bpc"] / variants["backbone"]["val_bpc"] - 1
     pre_key = info["key"]
@@ -252,32 +310,72 @@ def _results(cfg: FlashNASConfig, variants: dict[str, dict[str, Any]], lat_repor
     nan = float("nan")
     at_budget = {k: v["best_bpc_within_budget"] for k, v in strat.items()}
     checks = [
-        Claim("chosen vs backbone: measured decode speed-up", "speedup", _speedup(variants, "backbone", "chosen", dec),
-              1.3, ">="),
-        Claim("chosen vs backbone: relative val-loss increase", "rel_bpc_increase", loss_inc, cfg.max_loss_increase,
-              "<="),
-        Claim("chosen vs deep-thin: measured prefill speed-up", "speedup",
-              _speedup(variants, "deep_thin", "chosen", pre), 1.0, ">="),
-        Claim("chosen vs deep-thin: val bpc difference (chosen - deep-thin)", "bpc_diff",
-              variants["chosen"]["val_bpc"] - variants["deep_thin"]["val_bpc"], 0.0, "<="),
+        Claim(
+            "chosen vs backbone: measured decode speed-up",
+            "speedup",
+            _speedup(variants, "backbone", "chosen", dec),
+            1.3,
+            ">=",
+        ),
+        Claim(
+            "chosen vs backbone: relative val-loss increase", "rel_bpc_increase", loss_inc, cfg.max_loss_increase, "<="
+        ),
+        Claim(
+            "chosen vs deep-thin: measured prefill speed-up",
+            "speedup",
+            _speedup(variants, "deep_thin", "chosen", pre),
+            1.0,
+            ">=",
+        ),
+        Claim(
+            "chosen vs deep-thin: val bpc difference (chosen - deep-thin)",
+            "bpc_diff",
+            variants["chosen"]["val_bpc"] - variants["deep_thin"]["val_bpc"],
+            0.0,
+            "<=",
+        ),
         Claim(f"latency model LOO R^2 ({pre_key})", "r2", rep["loo_r2_linear_gp"], 0.9, ">="),
-        Claim(f"rank corr: latency model - params ({pre_key})", "rho_diff",
-              rep["rho_latency_model"] - rep["rho_params"], 0.0, ">="),
+        Claim(
+            f"rank corr: latency model - params ({pre_key})",
+            "rho_diff",
+            rep["rho_latency_model"] - rep["rho_params"],
+            0.0,
+            ">=",
+        ),
         # "reaches lower loss" is strict: a tie (e.g. the same candidate from the shared initial design) fails.
-        Claim("search: latency-guided - random, best bpc within budget (strictly lower)", "bpc_diff",
-              at_budget["latency"] - at_budget["random"] if not math.isnan(at_budget["random"]) else nan,
-              -STRICT, "<="),
-        Claim("search: latency-guided - FLOPs-guided, best bpc within budget (strictly lower)", "bpc_diff",
-              at_budget["latency"] - at_budget["flops"] if not math.isnan(at_budget["flops"]) else nan,
-              -STRICT, "<="),
-        Claim("inheritance - random init at equal CPT steps (bpc)", "bpc_diff",
-              inherit["inherited_bpc"] - inherit["random_init_bpc"], 0.0, "<="),
+        Claim(
+            "search: latency-guided - random, best bpc within budget (strictly lower)",
+            "bpc_diff",
+            at_budget["latency"] - at_budget["random"] if not math.isnan(at_budget["random"]) else nan,
+            -STRICT,
+            "<=",
+        ),
+        Claim(
+            "search: latency-guided - FLOPs-guided, best bpc within budget (strictly lower)",
+            "bpc_diff",
+            at_budget["latency"] - at_budget["flops"] if not math.isnan(at_budget["flops"]) else nan,
+            -STRICT,
+            "<=",
+        ),
+        Claim(
+            "inheritance - random init at equal CPT steps (bpc)",
+            "bpc_diff",
+            inherit["inherited_bpc"] - inherit["random_init_bpc"],
+            0.0,
+            "<=",
+        ),
     ]
-    headline = Claim(f"chosen vs backbone: measured prefill speed-up at T={max(cfg.latency_seq_lens)}", "speedup",
-                     _speedup(variants, "backbone", "chosen", pre), TARGET_PREFILL_SPEEDUP, ">=")
-    notes = (f"latency backend: {backend}; backbone {'loaded from cache' if cached else 'trained in this run'}. "
-             "Search strategies are compared on the latency model's prediction (only the picks are re-measured). "
-             "A NaN 'within budget' means that strategy evaluated no candidate under the latency budget.")
-    extra = {"latency_models": lat_report, "search": strat, "inheritance": inherit, "attention_skipping": skips,
-             **info}
+    headline = Claim(
+        f"chosen vs backbone: measured prefill speed-up at T={max(cfg.latency_seq_lens)}",
+        "speedup",
+        _speedup(variants, "backbone", "chosen", pre),
+        TARGET_PREFILL_SPEEDUP,
+        ">=",
+    )
+    notes = (
+        f"latency backend: {backend}; backbone {'loaded from cache' if cached else 'trained in this run'}. "
+        "Search strategies are compared on the latency model's prediction (only the picks are re-measured). "
+        "A NaN 'within budget' means that strategy evaluated no candidate under the latency budget."
+    )
+    extra = {"latency_models": lat_report, "search": strat, "inheritance": inherit, "attention_skipping": skips, **info}
     return Results(variants=variants, headline=headline, checks=checks, extra=extra, notes=notes)

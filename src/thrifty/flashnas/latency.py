@@ -67,8 +67,9 @@ def reduce_times(times_ms: Sequence[float], stat: Stat) -> float:
     raise ValueError(f"stat: expected 'min', 'p10' or 'median', got {stat!r}")
 
 
-def interleaved_times(calls: dict[str, Callable[[], object]], *, warmup: int = 3,
-                      reps: int = 30) -> dict[str, list[float]]:
+def interleaved_times(
+    calls: dict[str, Callable[[], object]], *, warmup: int = 3, reps: int = 30
+) -> dict[str, list[float]]:
     """Run every call ``reps`` times round-robin (after ``warmup`` calls each); ``name -> [ms, ...]``.
 
     Round-robin order means slow drift of the machine hits every configuration alike.
@@ -87,14 +88,16 @@ def interleaved_times(calls: dict[str, Callable[[], object]], *, warmup: int = 3
     return times
 
 
-def interleaved_timings(calls: dict[str, Callable[[], object]], *, warmup: int = 3, reps: int = 30,
-                        stat: Stat = "min") -> dict[str, float]:
+def interleaved_timings(
+    calls: dict[str, Callable[[], object]], *, warmup: int = 3, reps: int = 30, stat: Stat = "min"
+) -> dict[str, float]:
     """:func:`interleaved_times` reduced by ``stat``: ``name -> ms``."""
     return {name: reduce_times(t, stat) for name, t in interleaved_times(calls, warmup=warmup, reps=reps).items()}
 
 
-def latency_callable(model: FlashLM, *, mode: Mode, seq_len: int, backend: str = "executorch",
-                     check: bool = True) -> tuple[Callable[[], object], float]:
+def latency_callable(
+    model: FlashLM, *, mode: Mode, seq_len: int, backend: str = "executorch", check: bool = True
+) -> tuple[Callable[[], object], float]:
     """A zero-argument call that runs one prefill or one decode step, and its ``.pte`` size in MB.
 
     Decode runs at the last cache position (a full ``seq_len`` cache). ``backend`` is ``"executorch"``
@@ -117,15 +120,19 @@ def latency_callable(model: FlashLM, *, mode: Mode, seq_len: int, backend: str =
         inputs: tuple[Tensor, ...] = (torch.zeros(1, seq_len, dtype=torch.long, device=device),)
     elif mode == "decode":
         module = StaticKVDecoder(model, seq_len)
-        inputs = (torch.zeros(1, 1, dtype=torch.long, device=device),
-                  torch.tensor([seq_len - 1], dtype=torch.long, device=device))
+        inputs = (
+            torch.zeros(1, 1, dtype=torch.long, device=device),
+            torch.tensor([seq_len - 1], dtype=torch.long, device=device),
+        )
     else:
         raise ValueError(f"mode: expected 'prefill' or 'decode', got {mode!r}")
     module = module.eval()
     if backend == "eager":
+
         def run_eager() -> object:
             with torch.no_grad():
                 return module(*inputs)
+
         return run_eager, 0.0
     if backend != "executorch":
         raise ValueError(f"backend: expected 'executorch' or 'eager', got {backend!r}")
@@ -137,8 +144,17 @@ def latency_callable(model: FlashLM, *, mode: Mode, seq_len: int, backend: str =
     return (lambda: runner(*cpu_inputs)), program.size_mb
 
 
-def measure_latency(model: FlashLM, *, mode: Mode = "prefill", seq_len: int, backend: str = "executorch",
-                    warmup: int = 3, reps: int = 30, threads: int = 1, stat: Stat = "min") -> float:
+def measure_latency(
+    model: FlashLM,
+    *,
+    mode: Mode = "prefill",
+    seq_len: int,
+    backend: str = "executorch",
+    warmup: int = 3,
+    reps: int = 30,
+    threads: int = 1,
+    stat: Stat = "min",
+) -> float:
     """Latency in ms of one prefill of ``seq_len`` tokens, or of one decode step at KV length ``seq_len``."""
     _pin_threads(threads, backend)
     fn, _ = latency_callable(model, mode=mode, seq_len=seq_len, backend=backend)

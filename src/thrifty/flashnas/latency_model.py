@@ -65,10 +65,10 @@ class LatencyModel:
 
         z = x[:, :-1]
         self._mu, self._sd = z.mean(0), z.std(0) + 1e-12
-        kernel = ConstantKernel(0.01, (1e-6, 1.0)) * RBF(np.ones(z.shape[1]), (1e-2, 1e3)) \
-            + WhiteKernel(1e-3, (1e-8, 1e-1))
-        self._gp = GaussianProcessRegressor(kernel, normalize_y=False, random_state=self.seed,
-                                            n_restarts_optimizer=0)
+        kernel = ConstantKernel(0.01, (1e-6, 1.0)) * RBF(np.ones(z.shape[1]), (1e-2, 1e3)) + WhiteKernel(
+            1e-3, (1e-8, 1e-1)
+        )
+        self._gp = GaussianProcessRegressor(kernel, normalize_y=False, random_state=self.seed, n_restarts_optimizer=0)
         with warnings.catch_warnings():  # length scales hitting a bound are expected on tiny datasets
             warnings.simplefilter("ignore", ConvergenceWarning)
             self._gp.fit((z - self._mu) / self._sd, r)

@@ -11,8 +11,15 @@ from thrifty.core.runs import RunContext
 from thrifty.flashnas.config import SubnetConfig
 
 
-def pareto_plot(ctx: RunContext, pool: Sequence[SubnetConfig], bpc: dict[int, float], evals: dict[str, list[int]],
-                pred: np.ndarray, variants: dict[str, dict[str, Any]], key: str) -> None:
+def pareto_plot(
+    ctx: RunContext,
+    pool: Sequence[SubnetConfig],
+    bpc: dict[int, float],
+    evals: dict[str, list[int]],
+    pred: np.ndarray,
+    variants: dict[str, dict[str, Any]],
+    key: str,
+) -> None:
     """Val bits/char vs prefill latency: searched candidates (predicted) and the picks (measured)."""
     import matplotlib
 
@@ -22,8 +29,13 @@ def pareto_plot(ctx: RunContext, pool: Sequence[SubnetConfig], bpc: dict[int, fl
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     markers = {"random": "o", "flops": "s", "latency": "^"}
     for name, chosen in evals.items():
-        ax.scatter(pred[chosen], [bpc[i] for i in chosen], marker=markers.get(name, "o"), alpha=0.6,
-                   label=f"{name} search (predicted latency)")
+        ax.scatter(
+            pred[chosen],
+            [bpc[i] for i in chosen],
+            marker=markers.get(name, "o"),
+            alpha=0.6,
+            label=f"{name} search (predicted latency)",
+        )
     col = f"{key}_ms"
     for name, row in variants.items():
         if col in row:

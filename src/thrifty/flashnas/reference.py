@@ -28,10 +28,16 @@ def _rms(x: Tensor, weight: Tensor, eps: float, channel_mask: Tensor | None) -> 
     return out if channel_mask is None else out * channel_mask
 
 
-def reference_forward(model: FlashLM, idx: Tensor, *, layers: Sequence[int] | None = None,
-                      attn: Sequence[bool] | None = None, channel_mask: Tensor | None = None,
-                      kv_group_masks: dict[int, Tensor] | None = None,
-                      ffn_masks: dict[int, Tensor] | None = None) -> Tensor:
+def reference_forward(
+    model: FlashLM,
+    idx: Tensor,
+    *,
+    layers: Sequence[int] | None = None,
+    attn: Sequence[bool] | None = None,
+    channel_mask: Tensor | None = None,
+    kv_group_masks: dict[int, Tensor] | None = None,
+    ffn_masks: dict[int, Tensor] | None = None,
+) -> Tensor:
     """Logits ``(B, T, V)`` of ``model`` on ``idx (B, T)``, optionally pruned by masking.
 
     Args:

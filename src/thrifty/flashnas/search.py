@@ -66,10 +66,12 @@ class SearchSpace:
     @classmethod
     def from_backbone(cls, cfg: FlashLMConfig, width_step: int, ffn_step: int, min_layers: int = 2) -> SearchSpace:
         max_ffn = min(cfg.ffn)
-        return cls(tuple(range(min(min_layers, cfg.n_layers), cfg.n_layers + 1)),
-                   tuple(range(width_step, cfg.d_model + 1, width_step)) or (cfg.d_model,),
-                   tuple(range(ffn_step, max_ffn + 1, ffn_step)) or (max_ffn,),
-                   tuple(range(1, cfg.n_kv_heads + 1)))
+        return cls(
+            tuple(range(min(min_layers, cfg.n_layers), cfg.n_layers + 1)),
+            tuple(range(width_step, cfg.d_model + 1, width_step)) or (cfg.d_model,),
+            tuple(range(ffn_step, max_ffn + 1, ffn_step)) or (max_ffn,),
+            tuple(range(1, cfg.n_kv_heads + 1)),
+        )
 
     def sample(self, model: FlashLM, scores: ImportanceScores, gen: torch.Generator) -> SubnetConfig:
         def pick(options: Sequence[int]) -> int:
@@ -77,8 +79,15 @@ class SearchSpace:
 
         n = pick(self.depths)
         attn = (True,) + tuple(bool(torch.rand(1, generator=gen) < self.attn_prob) for _ in range(n - 1))
-        return make_subnet(model, scores, n_layers=n, d_model=pick(self.widths), ffn=pick(self.ffns),
-                           n_kv_heads=pick(self.kv_heads), attn=attn)
+        return make_subnet(
+            model,
+            scores,
+            n_layers=n,
+            d_model=pick(self.widths),
+            ffn=pick(self.ffns),
+            n_kv_heads=pick(self.kv_heads),
+            attn=attn,
+        )
 
     def pool(self, model: FlashLM, scores: ImportanceScores, n: int, gen: torch.Generator) -> list[SubnetConfig]:
         """``n`` distinct seeded candidates (fewer if the space is smaller)."""
@@ -92,15 +101,30 @@ class SearchSpace:
 
 def encode(cfgs: Sequence[SubnetConfig], backbone: FlashLMConfig) -> np.ndarray:
     """``(N, 5)`` features in [0, 1]: depth, width, mean FFN, KV groups, attention layers (relative)."""
-    rows = [[len(c.layers) / backbone.n_layers, c.d_model / backbone.d_model,
-             float(np.mean(c.ffn)) / max(backbone.ffn), c.n_kv_heads / backbone.n_kv_heads,
-             sum(c.attn) / backbone.n_layers] for c in cfgs]
+    rows = [
+        [
+            len(c.layers) / backbone.n_layers,
+            c.d_model / backbone.d_model,
+            float(np.mean(c.ffn)) / max(backbone.ffn),
+            c.n_kv_heads / backbone.n_kv_heads,
+            sum(c.attn) / backbone.n_layers,
+        ]
+        for c in cfgs
+    ]
     return np.array(rows, dtype=np.float64)
 
 
-def run_search(pool: Sequence[SubnetConfig], backbone: FlashLMConfig, evaluate: Callable[[int], float],
-               budget: int, *, method: str = "ehvi", cost: np.ndarray | None = None, n_init: int = 3,
-               seed: int = 0) -> list[int]:
+def run_search(
+    pool: Sequence[SubnetConfig],
+    backbone: FlashLMConfig,
+    evaluate: Callable[[int], float],
+    budget: int,
+    *,
+    method: str = "ehvi",
+    cost: np.ndarray | None = None,
+    n_init: int = 3,
+    seed: int = 0,
+) -> list[int]:
     """Indices of the ``budget`` pool entries evaluated (in order); ``evaluate(i)`` returns the loss.
 
     ``cost (N,)`` is required for ``"ehvi"``: the free objective the BO trades against quality.
@@ -130,8 +154,7 @@ def run_search(pool: Sequence[SubnetConfig], backbone: FlashLMConfig, evaluate: 
     return chosen
 
 
-def _bo_step(x: Tensor, cost: Tensor, chosen: list[int], losses: list[float], seed: int,
-             n_samples: int = 64) -> int:
+def _bo_step(x: Tensor, cost: Tensor, chosen: list[int], losses: list[float], seed: int, n_samples: int = 64) -> int:
     """One Bayesian-optimisation pick over the unevaluated candidates by expected hypervolume improvement.
 
     Quality: a BoTorch ``SingleTaskGP`` on the evaluated candidates. Cost: exact (free for every
@@ -161,8 +184,9 @@ def _bo_step(x: Tensor, cost: Tensor, chosen: list[int], losses: list[float], se
     return remaining[int(np.argmax(gains))]
 
 
-def hv_improvement(loss: np.ndarray, cost: np.ndarray, front_loss: np.ndarray, front_cost: np.ndarray,
-                   ref: tuple[float, float]) -> np.ndarray:
+def hv_improvement(
+    loss: np.ndarray, cost: np.ndarray, front_loss: np.ndarray, front_cost: np.ndarray, ref: tuple[float, float]
+) -> np.ndarray:
     """Hypervolume gained by adding ``(loss[r, s], cost[r])`` to a set of points (both minimised).
 
     Args:

@@ -37,23 +37,33 @@ class TextData:
 def backbone_arch(cfg: FlashNASConfig, vocab_size: int) -> FlashLMConfig:
     """The backbone architecture of an experiment config (positions cover every measured length)."""
     longest = max(cfg.seq_len, cfg.decode_kv_len, *cfg.latency_seq_lens, *cfg.skip_seq_lens)
-    return FlashLMConfig.uniform(vocab_size, cfg.d_model, cfg.n_layers, cfg.n_heads, cfg.n_kv_heads, cfg.ffn,
-                                 max_seq_len=longest)
+    return FlashLMConfig.uniform(
+        vocab_size, cfg.d_model, cfg.n_layers, cfg.n_heads, cfg.n_kv_heads, cfg.ffn, max_seq_len=longest
+    )
 
 
 def batch_fn(ids: Tensor, batch: int, seq_len: int, seed: int, device: torch.device):  # noqa: ANN201
     """``step -> (inputs, targets)``, the same windows for the same seed and step."""
+
     def fn(step: int) -> tuple[Tensor, Tensor]:
         x, y = random_token_batch(ids, batch, seq_len, torch.Generator().manual_seed(seed * 100003 + step))
         return x.to(device), y.to(device)
+
     return fn
 
 
 def get_backbone(cfg: FlashNASConfig, ctx: RunContext, data: TextData) -> tuple[FlashLM, bool]:
     """Train the backbone, or load it from the cache; returns ``(model, loaded_from_cache)``."""
     arch = backbone_arch(cfg, data.tokenizer.vocab_size)
-    recipe = {"arch": arch.to_dict(), "steps": cfg.train_steps, "lr": cfg.lr, "seq_len": cfg.seq_len,
-              "batch": cfg.batch, "seed": ctx.seed, "chars": data.tokenizer.chars}
+    recipe = {
+        "arch": arch.to_dict(),
+        "steps": cfg.train_steps,
+        "lr": cfg.lr,
+        "seq_len": cfg.seq_len,
+        "batch": cfg.batch,
+        "seed": ctx.seed,
+        "chars": data.tokenizer.chars,
+    }
     key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
     directory = cache_dir("flashnas", f"backbone-{key}")
     torch.manual_seed(ctx.seed)
@@ -61,16 +71,30 @@ def get_backbone(cfg: FlashNASConfig, ctx: RunContext, data: TextData) -> tuple[
     if has_checkpoint(directory):
         load_checkpoint(directory, model)
         return model, True
-    tcfg = TrainConfig(steps=cfg.train_steps, lr=cfg.lr, warmup_steps=min(50, cfg.train_steps // 10),
-                       weight_decay=0.1, strategy="none", log_every=20)
-    train(model, lm_loss_fn, batch_fn(data.train_ids, cfg.batch, cfg.seq_len, ctx.seed, ctx.device), tcfg,
-          ctx=ctx, series="train/backbone", progress_desc="backbone")
+    tcfg = TrainConfig(
+        steps=cfg.train_steps,
+        lr=cfg.lr,
+        warmup_steps=min(50, cfg.train_steps // 10),
+        weight_decay=0.1,
+        strategy="none",
+        log_every=20,
+    )
+    train(
+        model,
+        lm_loss_fn,
+        batch_fn(data.train_ids, cfg.batch, cfg.seq_len, ctx.seed, ctx.device),
+        tcfg,
+        ctx=ctx,
+        series="train/backbone",
+        progress_desc="backbone",
+    )
     save_checkpoint(directory, model, recipe)
     return model, False
 
 
 def distill_loss_fn(teacher: FlashLM, temperature: float = 1.0):  # noqa: ANN201
     """``loss_fn(student, (inputs, targets))``: KL(teacher || student) on the logits at ``temperature``."""
+
     def fn(student: torch.nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
         inputs, _ = batch
         with torch.no_grad():
@@ -78,24 +102,48 @@ def distill_loss_fn(teacher: FlashLM, temperature: float = 1.0):  # noqa: ANN201
         s_logp = F.log_softmax(student(inputs).float() / temperature, dim=-1)
         kl = F.kl_div(s_logp.flatten(0, 1), t_logp.flatten(0, 1), log_target=True, reduction="batchmean")
         return kl * temperature**2
+
     return fn
 
 
-def continue_pretraining(student: FlashLM, teacher: FlashLM, cfg: FlashNASConfig, ctx: RunContext, data: TextData,
-                         steps: int, *, series: str, seed_offset: int = 1) -> None:
+def continue_pretraining(
+    student: FlashLM,
+    teacher: FlashLM,
+    cfg: FlashNASConfig,
+    ctx: RunContext,
+    data: TextData,
+    steps: int,
+    *,
+    series: str,
+    seed_offset: int = 1,
+) -> None:
     """``steps`` of logit distillation from ``teacher`` (CPT); the same batches for every student."""
-    tcfg = TrainConfig(steps=steps, lr=cfg.lr, warmup_steps=min(10, steps // 5), strategy="none",
-                       log_every=max(steps // 5, 1))
+    tcfg = TrainConfig(
+        steps=steps, lr=cfg.lr, warmup_steps=min(10, steps // 5), strategy="none", log_every=max(steps // 5, 1)
+    )
     teacher.eval()
-    train(student, distill_loss_fn(teacher, cfg.kd_temperature),
-          batch_fn(data.train_ids, cfg.batch, cfg.seq_len, ctx.seed + seed_offset, ctx.device), tcfg,
-          ctx=ctx, series=series, progress_desc=series)
+    train(
+        student,
+        distill_loss_fn(teacher, cfg.kd_temperature),
+        batch_fn(data.train_ids, cfg.batch, cfg.seq_len, ctx.seed + seed_offset, ctx.device),
+        tcfg,
+        ctx=ctx,
+        series=series,
+        progress_desc=series,
+    )
 
 
 def val_bpc(model: FlashLM, cfg: FlashNASConfig, ctx: RunContext, data: TextData) -> float:
     """Validation bits per character on fixed windows of the held-out plays."""
-    return evaluate_bits_per_token(model, data.val_ids, seq_len=cfg.seq_len, batch=cfg.batch,
-                                   n_batches=cfg.eval_batches, seed=ctx.seed + 7, device=ctx.device)
+    return evaluate_bits_per_token(
+        model,
+        data.val_ids,
+        seq_len=cfg.seq_len,
+        batch=cfg.batch,
+        n_batches=cfg.eval_batches,
+        seed=ctx.seed + 7,
+        device=ctx.device,
+    )
 
 
 def calibration_batches(cfg: FlashNASConfig, ctx: RunContext, data: TextData) -> list[Tensor]:

@@ -83,9 +83,7 @@ class GLAMixer(nn.Module):
         self.k_proj = nn.Linear(d_model, self.key_dim, bias=False)
         self.v_proj = nn.Linear(d_model, self.value_dim, bias=False)
         self.g_proj = nn.Linear(d_model, self.value_dim, bias=False)
-        self.gate = nn.Sequential(
-            nn.Linear(d_model, gate_rank, bias=False), nn.Linear(gate_rank, self.key_dim)
-        )
+        self.gate = nn.Sequential(nn.Linear(d_model, gate_rank, bias=False), nn.Linear(gate_rank, self.key_dim))
         self.head_norm = RMSNorm(self.value_dim // n_heads)
         self.o_proj = nn.Linear(self.value_dim, d_model, bias=False)
 
@@ -104,9 +102,7 @@ class GLAMixer(nn.Module):
 class GLALM(nn.Module):
     """Embedding -> [GLA + SwiGLU MLP] pre-norm blocks -> RMSNorm -> tied head."""
 
-    def __init__(
-        self, vocab_size: int, d_model: int, n_layers: int, mlp_hidden: int, n_heads: int = 2
-    ) -> None:
+    def __init__(self, vocab_size: int, d_model: int, n_layers: int, mlp_hidden: int, n_heads: int = 2) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab_size, d_model)
         self.mixers = nn.ModuleList(GLAMixer(d_model, n_heads) for _ in range(n_layers))
@@ -162,9 +158,7 @@ class HFMambaLM(nn.Module):
         return out.logits[:, -1]
 
 
-def transformer_lm(
-    vocab_size: int, d_model: int, n_layers: int, mlp_hidden: int, n_heads: int = 4
-) -> TransformerLM:
+def transformer_lm(vocab_size: int, d_model: int, n_layers: int, mlp_hidden: int, n_heads: int = 4) -> TransformerLM:
     """The core RoPE Transformer (SwiGLU MLP, tied head)."""
     return TransformerLM(
         TransformerLMConfig(

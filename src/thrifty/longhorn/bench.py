@@ -13,18 +13,14 @@ from thrifty.longhorn.model import LonghornMixer
 from thrifty.longhorn.ops import longhorn_scan
 
 
-def _layer_rows(
-    ctx: BenchContext, batch: int, length: int, d_model: int, d_state: int
-) -> list[dict[str, Any]]:
+def _layer_rows(ctx: BenchContext, batch: int, length: int, d_model: int, d_state: int) -> list[dict[str, Any]]:
     """fwd+bwd of one mixer at equal (B, L, d, N, expand=2): Longhorn vs HF ``MambaMixer`` (CPU path)."""
     from transformers import MambaConfig
     from transformers.models.mamba.modeling_mamba import MambaMixer
 
     torch.manual_seed(0)
     longhorn = LonghornMixer(d_model, d_state=d_state).to(ctx.device)
-    mamba_cfg = MambaConfig(
-        hidden_size=d_model, state_size=d_state, expand=2, num_hidden_layers=1, use_mambapy=False
-    )
+    mamba_cfg = MambaConfig(hidden_size=d_model, state_size=d_state, expand=2, num_hidden_layers=1, use_mambapy=False)
     mamba = MambaMixer(mamba_cfg, layer_idx=0).to(ctx.device)
     h = torch.randn(batch, length, d_model, device=ctx.device)
     case = f"layer fwd+bwd B{batch} L{length} d{d_model} N{d_state}"
@@ -51,9 +47,7 @@ def _layer_rows(
     return rows
 
 
-def _scan_rows(
-    ctx: BenchContext, batch: int, length: int, channels: int, d_state: int
-) -> list[dict[str, Any]]:
+def _scan_rows(ctx: BenchContext, batch: int, length: int, channels: int, d_state: int) -> list[dict[str, Any]]:
     """fwd+bwd of the scan alone in every mode at ``length``; speedups against the sequential reference."""
     g = torch.Generator().manual_seed(0)
     shapes = {

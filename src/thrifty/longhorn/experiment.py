@@ -75,9 +75,7 @@ def _mqar_data(cfg: LonghornConfig, ctx: RunContext) -> tuple[tuple[Tensor, Tens
 
 
 @torch.no_grad()
-def _mqar_eval(
-    model: nn.Module, tests: dict[int, tuple[Tensor, Tensor]], device: torch.device
-) -> dict[int, float]:
+def _mqar_eval(model: nn.Module, tests: dict[int, tuple[Tensor, Tensor]], device: torch.device) -> dict[int, float]:
     model.eval()
     accs = {}
     for kv, (inputs, labels) in tests.items():
@@ -204,9 +202,7 @@ def run_extrapolation(
     return {"edges": edges, **buckets}  # type: ignore[dict-item]
 
 
-def run_decode(
-    cfg: LonghornConfig, ctx: RunContext, zoo: dict[str, nn.Module], vocab: int
-) -> dict[str, list]:
+def run_decode(cfg: LonghornConfig, ctx: RunContext, zoo: dict[str, nn.Module], vocab: int) -> dict[str, list]:
     """ms/token at every prompt length, batch 1 (Transformer with a KV cache)."""
     out: dict[str, list] = {"contexts": list(cfg.decode_contexts)}
     for name in DECODE_MODELS:
@@ -244,9 +240,7 @@ def _claims(cfg: LonghornConfig, mqar: dict, lm: dict, decode: dict) -> tuple[Cl
     """The issue's headline and checks, from measured values only."""
     kv_max = max(cfg.mqar_kv)
     acc_lh, acc_mamba = mqar["longhorn"][f"acc_kv{kv_max}"], mqar["mamba"][f"acc_kv{kv_max}"]
-    headline = Claim(
-        f"MQAR@{kv_max} accuracy: Longhorn - Mamba", "accuracy_diff", acc_lh - acc_mamba, 0.0, ">="
-    )
+    headline = Claim(f"MQAR@{kv_max} accuracy: Longhorn - Mamba", "accuracy_diff", acc_lh - acc_mamba, 0.0, ">=")
     lh_decode = decode["longhorn"]
     bpc_diff = lm["longhorn"]["val_bpc"] - lm["mamba"]["val_bpc"]
     checks = [

@@ -133,9 +133,7 @@ class DiagonalScanFn(torch.autograd.Function):
         return d_eps, dx, dk, dq, ds0
 
 
-def scan_blocked(
-    eps: Tensor, x: Tensor, k: Tensor, q: Tensor, s0: Tensor, chunk_size: int
-) -> tuple[Tensor, Tensor]:
+def scan_blocked(eps: Tensor, x: Tensor, k: Tensor, q: Tensor, s0: Tensor, chunk_size: int) -> tuple[Tensor, Tensor]:
     """Two-level blocked scan (spec §4.1.2): C parallel local steps, then L/C carry steps.
 
     Products of decays lie in (0, 1], so nothing overflows and nothing is divided. Plain autograd.
@@ -225,11 +223,7 @@ def longhorn_scan(
     xs, ks, qs = x.to(sdt), k.to(sdt), q.to(sdt)
     eps = compute_eps(beta_logit.to(sdt), ks)
     batch, _, channels = x.shape
-    s0 = (
-        initial_state.to(sdt)
-        if initial_state is not None
-        else x.new_zeros(batch, channels, k.shape[-1], dtype=sdt)
-    )
+    s0 = initial_state.to(sdt) if initial_state is not None else x.new_zeros(batch, channels, k.shape[-1], dtype=sdt)
     if mode == "recurrent":
         y, final = DiagonalScanFn.apply(eps, xs, ks, qs, s0)
     elif mode == "blocked":
@@ -301,11 +295,7 @@ def longhorn_exact_scan(
     xs, ks, qs = x.to(sdt), k.to(sdt), q.to(sdt)
     eps = compute_eps(beta_logit.to(sdt), ks)
     batch, _, channels = x.shape
-    state = (
-        initial_state.to(sdt)
-        if initial_state is not None
-        else x.new_zeros(batch, channels, k.shape[-1], dtype=sdt)
-    )
+    state = initial_state.to(sdt) if initial_state is not None else x.new_zeros(batch, channels, k.shape[-1], dtype=sdt)
     outputs = []
     for eps_t, x_t, k_t, q_t in zip(eps.unbind(1), xs.unbind(1), ks.unbind(1), qs.unbind(1), strict=True):
         residual = torch.einsum("ben,bn->be", state, k_t) - x_t

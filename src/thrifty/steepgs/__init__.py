@@ -53,12 +53,16 @@ __all__ = [
     "symmetric_offsets",
 ]
 
-register_method(Method(
-    name="steepgs",
-    paper="Steepest Descent Density Control for Compact 3D Gaussian Splatting (CVPR 2025, arXiv 2505.05587)",
-    claim=("SteepGS reaches 3DGS quality with about half the Gaussians; we measure #G(SteepGS)/#G(ADC) at "
-           "matched held-out PSNR on 2D photo fits and 3D novel views (target <= 0.6, PSNR loss <= 0.1 dB)."),
-    config_cls=SteepGSConfig,
-    reproduce=run_experiment,
-    bench=run_bench,
-))
+register_method(
+    Method(
+        name="steepgs",
+        paper="Steepest Descent Density Control for Compact 3D Gaussian Splatting (CVPR 2025, arXiv 2505.05587)",
+        claim=(
+            "SteepGS reaches 3DGS quality with about half the Gaussians; we measure #G(SteepGS)/#G(ADC) at "
+            "matched held-out PSNR on 2D photo fits and 3D novel views (target <= 0.6, PSNR loss <= 0.1 dB)."
+        ),
+        config_cls=SteepGSConfig,
+        reproduce=run_experiment,
+        bench=run_bench,
+    )
+)

@@ -53,9 +53,13 @@ def init_gaussians_2d(image: Tensor, n: int, generator: torch.Generator) -> dict
     spacing = math.sqrt(h * w / n)
     rows = means[:, 1].long().clamp(0, h - 1)
     cols = means[:, 0].long().clamp(0, w - 1)
-    raw = {"means": means, "scales": torch.full((n, 2), math.log(spacing / 2), device=dev, dtype=dt),
-           "angles": torch.zeros(n, device=dev, dtype=dt), "opacities": torch.zeros(n, device=dev, dtype=dt),
-           "colors": image[rows, cols] * 0.5}
+    raw = {
+        "means": means,
+        "scales": torch.full((n, 2), math.log(spacing / 2), device=dev, dtype=dt),
+        "angles": torch.zeros(n, device=dev, dtype=dt),
+        "opacities": torch.zeros(n, device=dev, dtype=dt),
+        "colors": image[rows, cols] * 0.5,
+    }
     return {k: torch.nn.Parameter(v) for k, v in raw.items()}
 
 
@@ -66,16 +70,31 @@ def init_gaussians_3d(n: int, generator: torch.Generator, device: torch.device |
     dist = torch.cdist(points, points)
     dist.fill_diagonal_(math.inf)
     knn = dist.topk(3, largest=False).values
-    init = {"means": points, "quats": torch.tensor([1.0, 0, 0, 0]).repeat(n, 1),
-            "scales": torch.log((knn**2).mean(-1).sqrt())[:, None].repeat(1, 3),
-            "opacities": torch.logit(torch.full((n,), 0.1)), "colors": colors}
+    init = {
+        "means": points,
+        "quats": torch.tensor([1.0, 0, 0, 0]).repeat(n, 1),
+        "scales": torch.log((knn**2).mean(-1).sqrt())[:, None].repeat(1, 3),
+        "opacities": torch.logit(torch.full((n,), 0.1)),
+        "colors": colors,
+    }
     return {k: v.to(device) for k, v in init.items()}
 
 
-def fit_image_2d(image: Tensor, holdout: Tensor, strategy: Strategy, *, steps: int, n_init: int,
-                 lrs: dict[str, float], generator: torch.Generator, train_frac: float = 0.5,
-                 scene_scale: float = 100.0, tile_size: int | None = 16, mode: str = "additive",
-                 eps2d: float = 0.3) -> FitResult:
+def fit_image_2d(
+    image: Tensor,
+    holdout: Tensor,
+    strategy: Strategy,
+    *,
+    steps: int,
+    n_init: int,
+    lrs: dict[str, float],
+    generator: torch.Generator,
+    train_frac: float = 0.5,
+    scene_scale: float = 100.0,
+    tile_size: int | None = 16,
+    mode: str = "additive",
+    eps2d: float = 0.3,
+) -> FitResult:
     """Fit additive 2D Gaussians to ``image`` on the pixels not in ``holdout``; score the held-out ones.
 
     Each step trains on a fresh random ``train_frac`` of the training pixels, emulating multi-view
@@ -92,8 +111,18 @@ def fit_image_2d(image: Tensor, holdout: Tensor, strategy: Strategy, *, steps: i
     state = strategy.initialize_state(scene_scale)
     counts = []
     for step in range(steps):
-        img, info = render_2d(params["means"], params["scales"], params["angles"], params["opacities"],
-                              params["colors"], h, w, mode=mode, tile_size=tile_size, eps2d=eps2d)
+        img, info = render_2d(
+            params["means"],
+            params["scales"],
+            params["angles"],
+            params["opacities"],
+            params["colors"],
+            h,
+            w,
+            mode=mode,
+            tile_size=tile_size,
+            eps2d=eps2d,
+        )
         keep = torch.rand(h, w, generator=generator).to(image.device) < train_frac
         mask = (keep & ~holdout)[..., None].to(image.dtype)
         loss = (((img - image) ** 2) * mask).sum() / (mask.sum() * image.shape[-1]).clamp_min(1)
@@ -105,16 +134,40 @@ def fit_image_2d(image: Tensor, holdout: Tensor, strategy: Strategy, *, steps: i
             opt.zero_grad(set_to_none=True)
         counts.append(params["means"].shape[0])
     with torch.no_grad():
-        img, _ = render_2d(params["means"], params["scales"], params["angles"], params["opacities"],
-                           params["colors"], h, w, mode=mode, tile_size=tile_size, eps2d=eps2d)
-    return FitResult(counts[-1], psnr(img, image, ~holdout), psnr(img, image, holdout), counts,
-                     {k: v.detach() for k, v in params.items()})
+        img, _ = render_2d(
+            params["means"],
+            params["scales"],
+            params["angles"],
+            params["opacities"],
+            params["colors"],
+            h,
+            w,
+            mode=mode,
+            tile_size=tile_size,
+            eps2d=eps2d,
+        )
+    return FitResult(
+        counts[-1],
+        psnr(img, image, ~holdout),
+        psnr(img, image, holdout),
+        counts,
+        {k: v.detach() for k, v in params.items()},
+    )
 
 
-def fit_scene_3d(train: list[tuple[Camera, Tensor]], test: list[tuple[Camera, Tensor]],
-                 init: dict[str, Tensor], strategy: Strategy, *, steps: int, lrs: dict[str, float],
-                 generator: torch.Generator, scene_scale: float, background: Tensor,
-                 tile_size: int | None = 16) -> FitResult:
+def fit_scene_3d(
+    train: list[tuple[Camera, Tensor]],
+    test: list[tuple[Camera, Tensor]],
+    init: dict[str, Tensor],
+    strategy: Strategy,
+    *,
+    steps: int,
+    lrs: dict[str, float],
+    generator: torch.Generator,
+    scene_scale: float,
+    background: Tensor,
+    tile_size: int | None = 16,
+) -> FitResult:
     """Fit 3D Gaussians to posed images (one random training view per step, L1 loss).
 
     The position learning rate decays exponentially by 100x over ``steps`` (3DGS schedule shape).
@@ -142,7 +195,8 @@ def fit_scene_3d(train: list[tuple[Camera, Tensor]], test: list[tuple[Camera, Te
 
     def mean_psnr(views: list[tuple[Camera, Tensor]]) -> float:
         with torch.no_grad():
-            return sum(psnr(render_3d(params, c, background=background, tile_size=tile_size)[0], t)
-                       for c, t in views) / len(views)
+            return sum(
+                psnr(render_3d(params, c, background=background, tile_size=tile_size)[0], t) for c, t in views
+            ) / len(views)
 
     return FitResult(counts[-1], mean_psnr(train), mean_psnr(test), counts, {k: v.detach() for k, v in params.items()})

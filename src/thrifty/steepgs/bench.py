@@ -42,15 +42,22 @@ def bench_render(ctx: BenchContext) -> list[dict[str, Any]]:
                 if tile is None and size * size * n > DENSE_MAX_PAIRS:
                     continue
 
-                def step(tile: int | None = tile, leaves: list = leaves, size: int = size,
-                         depths: torch.Tensor = depths) -> None:
+                def step(
+                    tile: int | None = tile, leaves: list = leaves, size: int = size, depths: torch.Tensor = depths
+                ) -> None:
                     rasterize(*leaves, size, size, mode="alpha", depths=depths, tile_size=tile).sum().backward()
 
                 t = time_fn(step, threads=ctx.threads)
                 timings[variant] = t.median_ms
-                rows.append({"case": f"render fwd+bwd {size}x{size} N={n}", "variant": variant,
-                             "median_ms": t.median_ms, "min_ms": t.min_ms,
-                             "peak_mb": peak_memory_mb(step, ctx.device)})
+                rows.append(
+                    {
+                        "case": f"render fwd+bwd {size}x{size} N={n}",
+                        "variant": variant,
+                        "median_ms": t.median_ms,
+                        "min_ms": t.min_ms,
+                        "peak_mb": peak_memory_mb(step, ctx.device),
+                    }
+                )
             if "dense" in timings:
                 rows[-1]["speedup"] = timings["dense"] / timings["tiled16"]
                 rows[-1]["target"] = ">= 3x at N >= 2000" if n >= 2000 else ""
@@ -60,16 +67,28 @@ def bench_render(ctx: BenchContext) -> list[dict[str, Any]]:
 def _train_step_fn(strategy: ADCStrategy, n: int, size: int, device: torch.device):
     """One fit step (render, backward, statistics update) of a 2D model with the given strategy."""
     means, _, _, colors, _ = _splats(n, size, device)
-    params = {"means": means, "scales": torch.full((n, 2), 0.3, device=device),
-              "angles": torch.zeros(n, device=device), "opacities": torch.zeros(n, device=device),
-              "colors": colors}
+    params = {
+        "means": means,
+        "scales": torch.full((n, 2), 0.3, device=device),
+        "angles": torch.zeros(n, device=device),
+        "opacities": torch.zeros(n, device=device),
+        "colors": colors,
+    }
     params = {k: torch.nn.Parameter(v) for k, v in params.items()}
     target = torch.rand(size, size, 3, generator=torch.Generator().manual_seed(1)).to(device)
     state = strategy.initialize_state(100.0)
 
     def step() -> None:
-        img, info = render_2d(params["means"], params["scales"], params["angles"], params["opacities"],
-                              params["colors"], size, size, tile_size=16)
+        img, info = render_2d(
+            params["means"],
+            params["scales"],
+            params["angles"],
+            params["opacities"],
+            params["colors"],
+            size,
+            size,
+            tile_size=16,
+        )
         ((img - target) ** 2).mean().backward()
         strategy.update_state(params, state, info)
         for p in params.values():
@@ -83,12 +102,18 @@ def bench_density_control(ctx: BenchContext) -> list[dict[str, Any]]:
     rows = []
     n, size = (1000, 64) if ctx.quick else (2000, 64)
     base = {}
-    for variant, strategy in (("adc", ADCStrategy(grow_grad2d=1e-9)), ("steepgs", SteepStrategy(grow_grad2d=0.0,
-                                                                                                  s_thresh=0.0))):
+    for variant, strategy in (
+        ("adc", ADCStrategy(grow_grad2d=1e-9)),
+        ("steepgs", SteepStrategy(grow_grad2d=0.0, s_thresh=0.0)),
+    ):
         step, params, state = _train_step_fn(strategy, n, size, ctx.device)
         t = time_fn(step, threads=ctx.threads)
-        row = {"case": f"train step + stats, N={n} {size}x{size}", "variant": variant,
-               "median_ms": t.median_ms, "min_ms": t.min_ms}
+        row = {
+            "case": f"train step + stats, N={n} {size}x{size}",
+            "variant": variant,
+            "median_ms": t.median_ms,
+            "min_ms": t.min_ms,
+        }
         base[variant] = t.median_ms
         if variant == "steepgs":
             row |= {"overhead": t.median_ms / base["adc"], "target": "<= 1.2x"}
@@ -98,8 +123,9 @@ def bench_density_control(ctx: BenchContext) -> list[dict[str, Any]]:
         snapshot = {k: v.detach().clone() for k, v in params.items()}
         stats = {k: v.clone() for k, v in state.items() if torch.is_tensor(v)}
 
-        def grow(strategy=strategy, params=params, optimizers=optimizers, state=state, snapshot=snapshot,
-                 stats=stats) -> None:
+        def grow(
+            strategy=strategy, params=params, optimizers=optimizers, state=state, snapshot=snapshot, stats=stats
+        ) -> None:
             strategy.grow(params, optimizers, state)
             for k, v in snapshot.items():  # undo growth so every timed call does the same work
                 params[k] = torch.nn.Parameter(v.clone())
@@ -108,8 +134,14 @@ def bench_density_control(ctx: BenchContext) -> list[dict[str, Any]]:
             state.update({k: v.clone() for k, v in stats.items()})
 
         tg = time_fn(grow, threads=ctx.threads)
-        rows.append({"case": f"grow() all candidates, N={n}", "variant": variant, "median_ms": tg.median_ms,
-                     "min_ms": tg.min_ms})
+        rows.append(
+            {
+                "case": f"grow() all candidates, N={n}",
+                "variant": variant,
+                "median_ms": tg.median_ms,
+                "min_ms": tg.min_ms,
+            }
+        )
     return rows
 
 

@@ -21,16 +21,42 @@ class SteepGSConfig(Config):
     """
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "smoke": {"images": ("coffee",), "image_size": 16, "seeds": 1, "thresholds_2d": (3e-3,),
-                  "steps_2d": 30, "refine_every_2d": 10, "refine_stop_2d": 25, "n_init_2d": 8,
-                  "variants_2d": ("adc", "steepgs"), "image_size_3d": 16, "train_views": 4, "test_views": 2,
-                  "steps_3d": 20, "refine_every_3d": 10, "refine_stop_3d": 15, "n_init_3d": 60,
-                  "thresholds_3d": (2e-3,), "reset_every_3d": 0},
+        "smoke": {
+            "images": ("coffee",),
+            "image_size": 16,
+            "seeds": 1,
+            "thresholds_2d": (3e-3,),
+            "steps_2d": 30,
+            "refine_every_2d": 10,
+            "refine_stop_2d": 25,
+            "n_init_2d": 8,
+            "variants_2d": ("adc", "steepgs"),
+            "image_size_3d": 16,
+            "train_views": 4,
+            "test_views": 2,
+            "steps_3d": 20,
+            "refine_every_3d": 10,
+            "refine_stop_3d": 15,
+            "n_init_3d": 60,
+            "thresholds_3d": (2e-3,),
+            "reset_every_3d": 0,
+        },
         "quick": {},
-        "full": {"images": ("astronaut", "coffee", "chelsea"), "seeds": 3, "steps_2d": 800,
-                 "refine_every_2d": 100, "refine_stop_2d": 600, "thresholds_2d": (8e-3, 4e-3, 2e-3, 1e-3),
-                 "image_size_3d": 48, "steps_3d": 2000, "refine_stop_3d": 1500, "reset_every_3d": 700,
-                 "thresholds_3d": (4e-3, 2e-3, 1e-3, 5e-4), "n_init_3d": 500, "seeds_3d": 2},
+        "full": {
+            "images": ("astronaut", "coffee", "chelsea"),
+            "seeds": 3,
+            "steps_2d": 800,
+            "refine_every_2d": 100,
+            "refine_stop_2d": 600,
+            "thresholds_2d": (8e-3, 4e-3, 2e-3, 1e-3),
+            "image_size_3d": 48,
+            "steps_3d": 2000,
+            "refine_stop_3d": 1500,
+            "reset_every_3d": 700,
+            "thresholds_3d": (4e-3, 2e-3, 1e-3, 5e-4),
+            "n_init_3d": 500,
+            "seeds_3d": 2,
+        },
     }
     # 2D task
     images: tuple[str, ...] = ("astronaut", "coffee")
@@ -68,15 +94,27 @@ class SteepGSConfig(Config):
         self.require(len(self.images) > 0, "images", "at least one scikit-image photo name")
         self.require(self.image_size >= 8, "image_size", "an integer >= 8")
         self.require(self.seeds > 0 and self.seeds_3d > 0, "seeds", "a positive integer")
-        self.require(set(self.variants_2d) <= set(VARIANTS_2D) and {"adc", "steepgs"} <= set(self.variants_2d),
-                     "variants_2d", f"a subset of {VARIANTS_2D} containing 'adc' and 'steepgs'")
-        self.require(len(self.thresholds_2d) > 0 and all(t > 0 for t in self.thresholds_2d), "thresholds_2d",
-                     "positive gradient thresholds")
-        self.require(len(self.thresholds_3d) > 0 and all(t > 0 for t in self.thresholds_3d), "thresholds_3d",
-                     "positive gradient thresholds")
+        self.require(
+            set(self.variants_2d) <= set(VARIANTS_2D) and {"adc", "steepgs"} <= set(self.variants_2d),
+            "variants_2d",
+            f"a subset of {VARIANTS_2D} containing 'adc' and 'steepgs'",
+        )
+        self.require(
+            len(self.thresholds_2d) > 0 and all(t > 0 for t in self.thresholds_2d),
+            "thresholds_2d",
+            "positive gradient thresholds",
+        )
+        self.require(
+            len(self.thresholds_3d) > 0 and all(t > 0 for t in self.thresholds_3d),
+            "thresholds_3d",
+            "positive gradient thresholds",
+        )
         self.require(0 < self.refine_stop_2d <= self.steps_2d, "refine_stop_2d", "in (0, steps_2d]")
         self.require(0 < self.refine_stop_3d <= self.steps_3d, "refine_stop_3d", "in (0, steps_3d]")
-        self.require(0 < self.holdout_frac < 1 and 0 < self.train_frac <= 1, "holdout_frac",
-                     "holdout_frac in (0, 1) and train_frac in (0, 1]")
+        self.require(
+            0 < self.holdout_frac < 1 and 0 < self.train_frac <= 1,
+            "holdout_frac",
+            "holdout_frac in (0, 1) and train_frac in (0, 1]",
+        )
         self.require(self.train_views > 0 and self.test_views > 0, "train_views", "positive view counts")
         self.require(self.tile_size > 0, "tile_size", "a positive integer")

@@ -28,11 +28,26 @@ EXTENT_3D = 4.4  # 1.1 x camera distance from the centroid of the ring (3DGS's s
 LRS_3D = {"means": 1.6e-4 * EXTENT_3D, "quats": 1e-3, "scales": 5e-3, "opacities": 0.05, "colors": 5e-3}
 
 
-def make_strategy(variant: str, threshold: float, *, every: int, stop: int, reset_every: int, s_thresh: float,
-                  clone_shift: float, seed: int) -> ADCStrategy:
+def make_strategy(
+    variant: str,
+    threshold: float,
+    *,
+    every: int,
+    stop: int,
+    reset_every: int,
+    s_thresh: float,
+    clone_shift: float,
+    seed: int,
+) -> ADCStrategy:
     """The density-control strategy of one compared variant (all share the schedule)."""
-    common = {"grow_grad2d": threshold, "refine_start_iter": every, "refine_stop_iter": stop,
-              "refine_every": every, "reset_every": reset_every, "seed": seed}
+    common = {
+        "grow_grad2d": threshold,
+        "refine_start_iter": every,
+        "refine_stop_iter": stop,
+        "refine_every": every,
+        "reset_every": reset_every,
+        "seed": seed,
+    }
     if variant == "adc":
         return ADCStrategy(**common)
     if variant == "adc_symmetric":
@@ -50,22 +65,50 @@ def make_strategy(variant: str, threshold: float, *, every: int, stop: int, rese
 def run_2d(cfg: SteepGSConfig, ctx: RunContext) -> list[dict[str, Any]]:
     """All (image, seed, threshold, variant) 2D fits; one row each."""
     rows = []
-    jobs = [(img, s, t, v) for img in cfg.images for s in range(cfg.seeds) for t in cfg.thresholds_2d
-            for v in cfg.variants_2d]
+    jobs = [
+        (img, s, t, v)
+        for img in cfg.images
+        for s in range(cfg.seeds)
+        for t in cfg.thresholds_2d
+        for v in cfg.variants_2d
+    ]
     for image_name, seed, threshold, variant in ctx.progress(jobs, desc="steepgs 2D"):
         image = load_photo(image_name, size=cfg.image_size).to(ctx.device)
         split_gen = torch.Generator().manual_seed(ctx.seed + 1000 * seed)
         holdout = (torch.rand(image.shape[:2], generator=split_gen) < cfg.holdout_frac).to(ctx.device)
-        strategy = make_strategy(variant, threshold, every=cfg.refine_every_2d, stop=cfg.refine_stop_2d,
-                                 reset_every=0, s_thresh=cfg.s_thresh, clone_shift=cfg.clone_shift_px,
-                                 seed=ctx.seed + seed)
-        fit = fit_image_2d(image, holdout, strategy, steps=cfg.steps_2d, n_init=cfg.n_init_2d, lrs=LRS_2D,
-                           generator=torch.Generator().manual_seed(ctx.seed + seed), train_frac=cfg.train_frac,
-                           tile_size=cfg.tile_size, eps2d=cfg.eps2d)
-        row = {"task": "2d", "scene": image_name, "seed": seed, "threshold": threshold, "variant": variant,
-               "n_gaussians": fit.n_gaussians, "train_psnr": fit.train_psnr, "test_psnr": fit.test_psnr}
-        ctx.log(f"fit2d/{variant}", len(rows), **{k: float(row[k]) for k in ("n_gaussians", "test_psnr",
-                                                                              "threshold")})
+        strategy = make_strategy(
+            variant,
+            threshold,
+            every=cfg.refine_every_2d,
+            stop=cfg.refine_stop_2d,
+            reset_every=0,
+            s_thresh=cfg.s_thresh,
+            clone_shift=cfg.clone_shift_px,
+            seed=ctx.seed + seed,
+        )
+        fit = fit_image_2d(
+            image,
+            holdout,
+            strategy,
+            steps=cfg.steps_2d,
+            n_init=cfg.n_init_2d,
+            lrs=LRS_2D,
+            generator=torch.Generator().manual_seed(ctx.seed + seed),
+            train_frac=cfg.train_frac,
+            tile_size=cfg.tile_size,
+            eps2d=cfg.eps2d,
+        )
+        row = {
+            "task": "2d",
+            "scene": image_name,
+            "seed": seed,
+            "threshold": threshold,
+            "variant": variant,
+            "n_gaussians": fit.n_gaussians,
+            "train_psnr": fit.train_psnr,
+            "test_psnr": fit.test_psnr,
+        }
+        ctx.log(f"fit2d/{variant}", len(rows), **{k: float(row[k]) for k in ("n_gaussians", "test_psnr", "threshold")})
         rows.append(row)
     return rows
 
@@ -74,21 +117,49 @@ def run_3d(cfg: SteepGSConfig, ctx: RunContext) -> tuple[list[dict[str, Any]], d
     """ADC vs SteepGS on the analytic scene; returns rows, one SteepGS model and the test views."""
     size = cfg.image_size_3d
     train = [(c.to(ctx.device), render_truth(c).to(ctx.device)) for c in ring_cameras(cfg.train_views, size)]
-    test = [(c.to(ctx.device), render_truth(c).to(ctx.device))
-            for c in ring_cameras(cfg.test_views, size, phase=0.5, elevation_deg=30.0)]
+    test = [
+        (c.to(ctx.device), render_truth(c).to(ctx.device))
+        for c in ring_cameras(cfg.test_views, size, phase=0.5, elevation_deg=30.0)
+    ]
     background = torch.tensor(SKY, device=ctx.device)
     rows, keep = [], None
     jobs = [(s, t, v) for s in range(cfg.seeds_3d) for t in cfg.thresholds_3d for v in ("adc", "steepgs")]
     for seed, threshold, variant in ctx.progress(jobs, desc="steepgs 3D"):
         init = init_gaussians_3d(cfg.n_init_3d, torch.Generator().manual_seed(ctx.seed + seed), ctx.device)
-        strategy = make_strategy(variant, threshold, every=cfg.refine_every_3d, stop=cfg.refine_stop_3d,
-                                 reset_every=cfg.reset_every_3d, s_thresh=cfg.s_thresh, clone_shift=0.0,
-                                 seed=ctx.seed + seed)
-        fit = fit_scene_3d(train, test, init, strategy, steps=cfg.steps_3d, lrs=LRS_3D,
-                           generator=torch.Generator().manual_seed(ctx.seed + seed), scene_scale=EXTENT_3D,
-                           background=background, tile_size=cfg.tile_size)
-        rows.append({"task": "3d", "scene": "spheres", "seed": seed, "threshold": threshold, "variant": variant,
-                     "n_gaussians": fit.n_gaussians, "train_psnr": fit.train_psnr, "test_psnr": fit.test_psnr})
+        strategy = make_strategy(
+            variant,
+            threshold,
+            every=cfg.refine_every_3d,
+            stop=cfg.refine_stop_3d,
+            reset_every=cfg.reset_every_3d,
+            s_thresh=cfg.s_thresh,
+            clone_shift=0.0,
+            seed=ctx.seed + seed,
+        )
+        fit = fit_scene_3d(
+            train,
+            test,
+            init,
+            strategy,
+            steps=cfg.steps_3d,
+            lrs=LRS_3D,
+            generator=torch.Generator().manual_seed(ctx.seed + seed),
+            scene_scale=EXTENT_3D,
+            background=background,
+            tile_size=cfg.tile_size,
+        )
+        rows.append(
+            {
+                "task": "3d",
+                "scene": "spheres",
+                "seed": seed,
+                "threshold": threshold,
+                "variant": variant,
+                "n_gaussians": fit.n_gaussians,
+                "train_psnr": fit.train_psnr,
+                "test_psnr": fit.test_psnr,
+            }
+        )
         ctx.log(f"fit3d/{variant}", len(rows), n_gaussians=float(fit.n_gaussians), test_psnr=fit.test_psnr)
         if variant == "steepgs" and seed == 0 and threshold == cfg.thresholds_3d[len(cfg.thresholds_3d) // 2]:
             keep = fit.params
@@ -132,19 +203,34 @@ def compare(rows: list[dict[str, Any]], variant: str) -> dict[str, float]:
             losses.append(adc[r["threshold"]]["test_psnr"] - r["test_psnr"])
     geo = math.exp(statistics.fmean(math.log(x) for x in ratios)) if ratios else math.nan
     same_thr_ratio = statistics.fmean(
-        r["n_gaussians"] / next(a["n_gaussians"] for a in rows if a["variant"] == "adc" and a["scene"] == r["scene"]
-                                and a["seed"] == r["seed"] and a["threshold"] == r["threshold"])
-        for r in rows if r["variant"] == variant)
-    return {"count_ratio_matched_psnr": geo, "matched_points": len(ratios), "out_of_range_points": out_of_range,
-            "psnr_loss_same_threshold_db": statistics.fmean(losses) if losses else math.nan,
-            "count_ratio_same_threshold": same_thr_ratio}
+        r["n_gaussians"]
+        / next(
+            a["n_gaussians"]
+            for a in rows
+            if a["variant"] == "adc"
+            and a["scene"] == r["scene"]
+            and a["seed"] == r["seed"]
+            and a["threshold"] == r["threshold"]
+        )
+        for r in rows
+        if r["variant"] == variant
+    )
+    return {
+        "count_ratio_matched_psnr": geo,
+        "matched_points": len(ratios),
+        "out_of_range_points": out_of_range,
+        "psnr_loss_same_threshold_db": statistics.fmean(losses) if losses else math.nan,
+        "count_ratio_same_threshold": same_thr_ratio,
+    }
 
 
 def _variant_summary(rows: list[dict[str, Any]], variant: str) -> dict[str, float]:
     mine = [r for r in rows if r["variant"] == variant]
-    return {"mean_n_gaussians": statistics.fmean(r["n_gaussians"] for r in mine),
-            "mean_test_psnr": statistics.fmean(r["test_psnr"] for r in mine),
-            "mean_train_psnr": statistics.fmean(r["train_psnr"] for r in mine)}
+    return {
+        "mean_n_gaussians": statistics.fmean(r["n_gaussians"] for r in mine),
+        "mean_test_psnr": statistics.fmean(r["test_psnr"] for r in mine),
+        "mean_train_psnr": statistics.fmean(r["train_psnr"] for r in mine),
+    }
 
 
 def _curve_plot(ctx: RunContext, name: str, rows: list[dict[str, Any]], title: str) -> None:
@@ -185,11 +271,14 @@ def run_experiment(cfg: SteepGSConfig, ctx: RunContext) -> Results:
     rows = run_2d(cfg, ctx)
     rows_3d, model_3d, test_views = run_3d(cfg, ctx) if cfg.run_3d else ([], None, [])
     ctx.write_json("runs.json", rows + rows_3d)
-    variants = {f"2d/{v}": {**_variant_summary(rows, v), **(compare(rows, v) if v != "adc" else {})}
-                for v in cfg.variants_2d}
+    variants = {
+        f"2d/{v}": {**_variant_summary(rows, v), **(compare(rows, v) if v != "adc" else {})} for v in cfg.variants_2d
+    }
     if rows_3d:
-        variants |= {f"3d/{v}": {**_variant_summary(rows_3d, v), **(compare(rows_3d, v) if v != "adc" else {})}
-                     for v in ("adc", "steepgs")}
+        variants |= {
+            f"3d/{v}": {**_variant_summary(rows_3d, v), **(compare(rows_3d, v) if v != "adc" else {})}
+            for v in ("adc", "steepgs")
+        }
     _curve_plot(ctx, "psnr_vs_gaussians_2d", rows, f"2D fit, {cfg.image_size}px, held-out pixels")
     extra: dict[str, Any] = {"rows": rows + rows_3d}
     if rows_3d:
@@ -198,18 +287,44 @@ def run_experiment(cfg: SteepGSConfig, ctx: RunContext) -> Results:
         _turntable(ctx, model_3d, test_views)
         extra["ply"] = str(save_ply(ctx.out_dir / "steepgs_3d.ply", model_3d).name)
     s2 = variants["2d/steepgs"]
-    headline = Claim("#G SteepGS / #G ADC at matched test PSNR (2D)", "count_ratio",
-                     s2["count_ratio_matched_psnr"], cfg.ratio_target, "<=")
-    checks = [Claim("PSNR loss vs ADC at the same threshold (2D)", "psnr_loss_db",
-                    s2["psnr_loss_same_threshold_db"], cfg.psnr_loss_target_db, "<=")]
+    headline = Claim(
+        "#G SteepGS / #G ADC at matched test PSNR (2D)",
+        "count_ratio",
+        s2["count_ratio_matched_psnr"],
+        cfg.ratio_target,
+        "<=",
+    )
+    checks = [
+        Claim(
+            "PSNR loss vs ADC at the same threshold (2D)",
+            "psnr_loss_db",
+            s2["psnr_loss_same_threshold_db"],
+            cfg.psnr_loss_target_db,
+            "<=",
+        )
+    ]
     if rows_3d:
         s3 = variants["3d/steepgs"]
-        checks += [Claim("#G SteepGS / #G ADC at matched test PSNR (3D)", "count_ratio",
-                         s3["count_ratio_matched_psnr"], cfg.ratio_target, "<="),
-                   Claim("PSNR loss vs ADC at the same threshold (3D)", "psnr_loss_db",
-                         s3["psnr_loss_same_threshold_db"], cfg.psnr_loss_target_db, "<=")]
-    notes = ("Ratios are geometric means over SteepGS sweep points whose test PSNR lies inside ADC's "
-             "measured PSNR range (points outside are counted in out_of_range_points and excluded). "
-             "Controls: steepgs_random_dir (same selection, random direction) and adc_symmetric "
-             "(ADC with +/- offsets) show whether a gain comes from the selection or the direction.")
+        checks += [
+            Claim(
+                "#G SteepGS / #G ADC at matched test PSNR (3D)",
+                "count_ratio",
+                s3["count_ratio_matched_psnr"],
+                cfg.ratio_target,
+                "<=",
+            ),
+            Claim(
+                "PSNR loss vs ADC at the same threshold (3D)",
+                "psnr_loss_db",
+                s3["psnr_loss_same_threshold_db"],
+                cfg.psnr_loss_target_db,
+                "<=",
+            ),
+        ]
+    notes = (
+        "Ratios are geometric means over SteepGS sweep points whose test PSNR lies inside ADC's "
+        "measured PSNR range (points outside are counted in out_of_range_points and excluded). "
+        "Controls: steepgs_random_dir (same selection, random direction) and adc_symmetric "
+        "(ADC with +/- offsets) show whether a gain comes from the selection or the direction."
+    )
     return Results(variants=variants, headline=headline, checks=checks, extra=extra, notes=notes)

@@ -9,8 +9,25 @@ import torch
 from torch import Tensor
 
 SH_C0 = 0.28209479177387814
-PLY_FIELDS = ("x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",
-              "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3")
+PLY_FIELDS = (
+    "x",
+    "y",
+    "z",
+    "nx",
+    "ny",
+    "nz",
+    "f_dc_0",
+    "f_dc_1",
+    "f_dc_2",
+    "opacity",
+    "scale_0",
+    "scale_1",
+    "scale_2",
+    "rot_0",
+    "rot_1",
+    "rot_2",
+    "rot_3",
+)
 
 
 def ply_rows(params: dict[str, Tensor]) -> np.ndarray:
@@ -25,9 +42,14 @@ def ply_rows(params: dict[str, Tensor]) -> np.ndarray:
     means = params["means"].detach().float().cpu()
     n = means.shape[0]
     quats = params["quats"].detach().float().cpu()
-    cols = [means, torch.zeros(n, 3), (params["colors"].detach().float().cpu() - 0.5) / SH_C0,
-            params["opacities"].detach().float().cpu()[:, None], params["scales"].detach().float().cpu(),
-            quats / quats.norm(dim=-1, keepdim=True)]
+    cols = [
+        means,
+        torch.zeros(n, 3),
+        (params["colors"].detach().float().cpu() - 0.5) / SH_C0,
+        params["opacities"].detach().float().cpu()[:, None],
+        params["scales"].detach().float().cpu(),
+        quats / quats.norm(dim=-1, keepdim=True),
+    ]
     return torch.cat(cols, -1).numpy().astype("<f4")
 
 
@@ -52,5 +74,10 @@ def load_ply(path: str | Path) -> dict[str, Tensor]:
     if tuple(names) != PLY_FIELDS:
         raise ValueError(f"path: expected the 3DGS vertex layout {PLY_FIELDS}, got {names}")
     rows = torch.from_numpy(np.frombuffer(data[end:], dtype="<f4").reshape(-1, len(names)).copy())
-    return {"means": rows[:, 0:3], "colors": rows[:, 6:9] * SH_C0 + 0.5, "opacities": rows[:, 9],
-            "scales": rows[:, 10:13], "quats": rows[:, 13:17]}
+    return {
+        "means": rows[:, 0:3],
+        "colors": rows[:, 6:9] * SH_C0 + 0.5,
+        "opacities": rows[:, 9],
+        "scales": rows[:, 10:13],
+        "quats": rows[:, 13:17],
+    }

@@ -13,8 +13,12 @@ import torch
 from torch import Tensor
 
 
-def _rewrite(params: dict[str, torch.nn.Parameter], optimizers: dict[str, torch.optim.Optimizer],
-             state: dict, row_fn: Callable[[str, Tensor, bool], Tensor]) -> None:
+def _rewrite(
+    params: dict[str, torch.nn.Parameter],
+    optimizers: dict[str, torch.optim.Optimizer],
+    state: dict,
+    row_fn: Callable[[str, Tensor, bool], Tensor],
+) -> None:
     """Apply ``row_fn(name, tensor, is_moment)`` to each parameter, its Adam moments and the state rows."""
     n_old = next(iter(params.values())).shape[0]
     for name in list(params):

@@ -40,9 +40,15 @@ def rotation_from_quats(quats: Tensor) -> Tensor:
     q = quats / quats.norm(dim=-1, keepdim=True)
     w, x, y, z = q.unbind(-1)
     rows = [
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+        1 - 2 * (y * y + z * z),
+        2 * (x * y - w * z),
+        2 * (x * z + w * y),
+        2 * (x * y + w * z),
+        1 - 2 * (x * x + z * z),
+        2 * (y * z - w * x),
+        2 * (x * z - w * y),
+        2 * (y * z + w * x),
+        1 - 2 * (x * x + y * y),
     ]
     return torch.stack(rows, -1).reshape(*q.shape[:-1], 3, 3)
 
@@ -77,8 +83,15 @@ def conic_coefficients(conics: Tensor) -> Tensor:
     return torch.stack([conics[:, 0, 0], conics[:, 0, 1] + conics[:, 1, 0], conics[:, 1, 1]], -1)
 
 
-def splat_alpha(pixels: Tensor, means: Tensor, coeffs: Tensor, opacities: Tensor, extents: Tensor,
-                clamp_alpha: bool, probe: Tensor | None = None) -> Tensor:
+def splat_alpha(
+    pixels: Tensor,
+    means: Tensor,
+    coeffs: Tensor,
+    opacities: Tensor,
+    extents: Tensor,
+    clamp_alpha: bool,
+    probe: Tensor | None = None,
+) -> Tensor:
     """Per-pixel opacity alpha = o * G * box for every (pixel, Gaussian) pair of a batch.
 
     Args:
@@ -136,8 +149,9 @@ def focal_from_fov(fov_deg: float, size: int) -> float:
     return 0.5 * size / math.tan(math.radians(fov_deg) / 2)
 
 
-def check_splats(means2d: Tensor, covs2d: Tensor, opacities: Tensor, colors: Tensor, mode: str,
-                 depths: Tensor | None) -> None:
+def check_splats(
+    means2d: Tensor, covs2d: Tensor, opacities: Tensor, colors: Tensor, mode: str, depths: Tensor | None
+) -> None:
     """Validate the inputs shared by both rasterizers (clear ValueError naming the argument)."""
     if mode not in MODES:
         raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")

@@ -24,10 +24,22 @@ from thrifty.steepgs.ops import (
 )
 
 
-def rasterize_dense(means2d: Tensor, covs2d: Tensor, opacities: Tensor, colors: Tensor, height: int,
-                    width: int, *, mode: str = "alpha", depths: Tensor | None = None,
-                    background: Tensor | None = None, sigma_cutoff: float = 3.0, clamp_alpha: bool = True,
-                    probe: Tensor | None = None, keep_response: bool = False) -> tuple[Tensor, dict]:
+def rasterize_dense(
+    means2d: Tensor,
+    covs2d: Tensor,
+    opacities: Tensor,
+    colors: Tensor,
+    height: int,
+    width: int,
+    *,
+    mode: str = "alpha",
+    depths: Tensor | None = None,
+    background: Tensor | None = None,
+    sigma_cutoff: float = 3.0,
+    clamp_alpha: bool = True,
+    probe: Tensor | None = None,
+    keep_response: bool = False,
+) -> tuple[Tensor, dict]:
     """Render N 2D splats by evaluating all H*W*N pairs.
 
     Args:
@@ -50,8 +62,11 @@ def rasterize_dense(means2d: Tensor, covs2d: Tensor, opacities: Tensor, colors: 
         # Explicit G with retain_grad so tests can read g(x) = dL/dG(x) per pixel.
         d = pix - means2d[order][None]
         c = conics[order][None]
-        quad = (c[..., 0, 0] * d[..., 0] ** 2 + (c[..., 0, 1] + c[..., 1, 0]) * d[..., 0] * d[..., 1]
-                + c[..., 1, 1] * d[..., 1] ** 2)
+        quad = (
+            c[..., 0, 0] * d[..., 0] ** 2
+            + (c[..., 0, 1] + c[..., 1, 0]) * d[..., 0] * d[..., 1]
+            + c[..., 1, 1] * d[..., 1] ** 2
+        )
         response = torch.exp(-0.5 * quad)
         response.retain_grad()
         ext = extents[order][None]
@@ -59,8 +74,15 @@ def rasterize_dense(means2d: Tensor, covs2d: Tensor, opacities: Tensor, colors: 
         alpha = opacities[order][None] * response * inside
         aux.update(response=response, pixels=pix[:, 0], inside=inside)
     else:
-        alpha = splat_alpha(pix, means2d[order][None], conic_coefficients(conics)[order][None], opacities[order][None],
-                            extents[order][None], clamp_alpha, None if probe is None else probe[order][None])
+        alpha = splat_alpha(
+            pix,
+            means2d[order][None],
+            conic_coefficients(conics)[order][None],
+            opacities[order][None],
+            extents[order][None],
+            clamp_alpha,
+            None if probe is None else probe[order][None],
+        )
     image = composite(alpha, colors[order], mode, bg)
     return image.reshape(height, width, -1), aux
 
@@ -75,9 +97,9 @@ def closed_form_splitting_matrix(means2d: Tensor, covs2d: Tensor, aux: dict) -> 
     if response.grad is None:
         raise ValueError("aux['response']: expected a gradient; call backward() before this")
     conics = conics_from_covs(covs2d.detach())[order]
-    d = pix[:, None, :] - means2d.detach()[order][None]          # (P, N, 2)
+    d = pix[:, None, :] - means2d.detach()[order][None]  # (P, N, 2)
     cd = torch.einsum("nij,pnj->pni", conics, d)
-    weight = response.grad * response.detach() * aux["inside"]   # (P, N)
+    weight = response.grad * response.detach() * aux["inside"]  # (P, N)
     outer = torch.einsum("pn,pni,pnj->nij", weight, cd, cd)
     s_sorted = outer - weight.sum(0)[:, None, None] * conics
     out = torch.empty_like(s_sorted)

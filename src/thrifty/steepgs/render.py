@@ -27,8 +27,9 @@ from thrifty.steepgs.ops import (
 from thrifty.steepgs.reference import rasterize_dense
 
 
-def _tile_lists(means2d: Tensor, extents: Tensor, live: Tensor, order: Tensor, height: int, width: int,
-                tile: int) -> tuple[Tensor, int, int]:
+def _tile_lists(
+    means2d: Tensor, extents: Tensor, live: Tensor, order: Tensor, height: int, width: int, tile: int
+) -> tuple[Tensor, int, int]:
     """Per-tile Gaussian index lists (n_tiles, K), padded with N, each in blending order."""
     n = means2d.shape[0]
     tiles_x, tiles_y = -(-width // tile), -(-height // tile)
@@ -60,10 +61,22 @@ def _tile_lists(means2d: Tensor, extents: Tensor, live: Tensor, order: Tensor, h
     return lists, tiles_x, tiles_y
 
 
-def rasterize(means2d: Tensor, covs2d: Tensor, opacities: Tensor, colors: Tensor, height: int, width: int,
-              *, mode: str = "alpha", depths: Tensor | None = None, background: Tensor | None = None,
-              tile_size: int | None = 16, sigma_cutoff: float = 3.0, clamp_alpha: bool = True,
-              probe: Tensor | None = None) -> Tensor:
+def rasterize(
+    means2d: Tensor,
+    covs2d: Tensor,
+    opacities: Tensor,
+    colors: Tensor,
+    height: int,
+    width: int,
+    *,
+    mode: str = "alpha",
+    depths: Tensor | None = None,
+    background: Tensor | None = None,
+    tile_size: int | None = 16,
+    sigma_cutoff: float = 3.0,
+    clamp_alpha: bool = True,
+    probe: Tensor | None = None,
+) -> Tensor:
     """Render N 2D splats into an (H, W, C) image; ``tile_size=None`` uses the dense reference.
 
     Args:
@@ -81,9 +94,20 @@ def rasterize(means2d: Tensor, covs2d: Tensor, opacities: Tensor, colors: Tensor
         (H, W, C) image.
     """
     if tile_size is None:
-        return rasterize_dense(means2d, covs2d, opacities, colors, height, width, mode=mode, depths=depths,
-                               background=background, sigma_cutoff=sigma_cutoff, clamp_alpha=clamp_alpha,
-                               probe=probe)[0]
+        return rasterize_dense(
+            means2d,
+            covs2d,
+            opacities,
+            colors,
+            height,
+            width,
+            mode=mode,
+            depths=depths,
+            background=background,
+            sigma_cutoff=sigma_cutoff,
+            clamp_alpha=clamp_alpha,
+            probe=probe,
+        )[0]
     if tile_size <= 0:
         raise ValueError(f"tile_size: expected a positive integer or None, got {tile_size}")
     check_splats(means2d, covs2d, opacities, colors, mode, depths)
@@ -92,31 +116,42 @@ def rasterize(means2d: Tensor, covs2d: Tensor, opacities: Tensor, colors: Tensor
     order = front_to_back(n, depths, mode, means2d.device)
     extents = pixel_extents(covs2d, sigma_cutoff)
     # Zero-opacity Gaussians (e.g. behind the camera) join no tile: they contribute alpha = 0 anyway.
-    lists, tiles_x, tiles_y = _tile_lists(means2d, extents, opacities.detach() > 0, order, height, width,
-                                          tile_size)
+    lists, tiles_x, tiles_y = _tile_lists(means2d, extents, opacities.detach() > 0, order, height, width, tile_size)
     # One padding Gaussian (index N) with opacity 0 fills the short lists.
     pad = lambda t, v: torch.cat([t, t.new_full((1, *t.shape[1:]), v)])  # noqa: E731
-    mu = pad(means2d, 0.0)[lists][:, None]                               # (T, 1, K, 2)
+    mu = pad(means2d, 0.0)[lists][:, None]  # (T, 1, K, 2)
     conic = pad(conic_coefficients(conics_from_covs(covs2d)), 0.0)[lists][:, None]
     opac = pad(opacities, 0.0)[lists][:, None]
     ext = pad(extents, 0.0)[lists][:, None]
     prb = None if probe is None else pad(probe, 0.0)[lists][:, None]
     local = torch.arange(tile_size, device=means2d.device, dtype=means2d.dtype) + 0.5
     ly, lx = torch.meshgrid(local, local, indexing="ij")
-    offs = torch.stack([lx.reshape(-1), ly.reshape(-1)], -1)             # (tile^2, 2)
+    offs = torch.stack([lx.reshape(-1), ly.reshape(-1)], -1)  # (tile^2, 2)
     t_idx = torch.arange(tiles_x * tiles_y, device=means2d.device)
     origin = torch.stack([t_idx % tiles_x, t_idx // tiles_x], -1).to(means2d.dtype) * tile_size
-    pix = (origin[:, None, :] + offs[None])[:, :, None, :]                # (T, tile^2, 1, 2)
-    alpha = splat_alpha(pix, mu, conic, opac, ext, clamp_alpha, prb)       # (T, tile^2, K)
-    tiles = composite(alpha, pad(colors, 0.0)[lists], mode, bg)           # (T, tile^2, C)
+    pix = (origin[:, None, :] + offs[None])[:, :, None, :]  # (T, tile^2, 1, 2)
+    alpha = splat_alpha(pix, mu, conic, opac, ext, clamp_alpha, prb)  # (T, tile^2, K)
+    tiles = composite(alpha, pad(colors, 0.0)[lists], mode, bg)  # (T, tile^2, C)
     image = tiles.reshape(tiles_y, tiles_x, tile_size, tile_size, channels).permute(0, 2, 1, 3, 4)
     return image.reshape(tiles_y * tile_size, tiles_x * tile_size, channels)[:height, :width]
 
 
-def render_2d(means: Tensor, log_scales: Tensor, angles: Tensor, opacity_logits: Tensor, colors: Tensor,
-              height: int, width: int, *, mode: str = "additive", depths: Tensor | None = None,
-              background: Tensor | None = None, tile_size: int | None = 16,
-              clamp_alpha: bool = True, eps2d: float = 0.0) -> tuple[Tensor, dict]:
+def render_2d(
+    means: Tensor,
+    log_scales: Tensor,
+    angles: Tensor,
+    opacity_logits: Tensor,
+    colors: Tensor,
+    height: int,
+    width: int,
+    *,
+    mode: str = "additive",
+    depths: Tensor | None = None,
+    background: Tensor | None = None,
+    tile_size: int | None = 16,
+    clamp_alpha: bool = True,
+    eps2d: float = 0.0,
+) -> tuple[Tensor, dict]:
     """Render a 2D Gaussian image model; returns the image and ``info`` for density control.
 
     Args:
@@ -128,8 +163,11 @@ def render_2d(means: Tensor, log_scales: Tensor, angles: Tensor, opacity_logits:
         ``probe`` (zeros, grad = sum_x dL/dG), ``visible`` (N,) bool, ``width``, ``height``.
     """
     n = means.shape[0]
-    for name, t, tail in (("log_scales", log_scales, (2,)), ("angles", angles, ()),
-                          ("opacity_logits", opacity_logits, ())):
+    for name, t, tail in (
+        ("log_scales", log_scales, (2,)),
+        ("angles", angles, ()),
+        ("opacity_logits", opacity_logits, ()),
+    ):
         check_rows(name, t, n, tail)
         check_finite(name, t)
     means2d = means * 1.0
@@ -143,9 +181,28 @@ def render_2d(means: Tensor, log_scales: Tensor, angles: Tensor, opacity_logits:
     for t in (means2d, covs2d, opac):
         if t.requires_grad:
             t.retain_grad()
-    image = rasterize(means2d, covs2d, opac, colors, height, width, mode=mode, depths=depths,
-                      background=background, tile_size=tile_size, clamp_alpha=clamp_alpha, probe=probe)
-    info = {"means2d": means2d, "covs2d": covs2d, "opacities": opac, "probe": probe, "width": width,
-            "height": height, "visible": torch.ones(n, dtype=torch.bool, device=means.device), "dim": 2}
+    image = rasterize(
+        means2d,
+        covs2d,
+        opac,
+        colors,
+        height,
+        width,
+        mode=mode,
+        depths=depths,
+        background=background,
+        tile_size=tile_size,
+        clamp_alpha=clamp_alpha,
+        probe=probe,
+    )
+    info = {
+        "means2d": means2d,
+        "covs2d": covs2d,
+        "opacities": opac,
+        "probe": probe,
+        "width": width,
+        "height": height,
+        "visible": torch.ones(n, dtype=torch.bool, device=means.device),
+        "dim": 2,
+    }
     return image, info
-

@@ -31,8 +31,16 @@ class Camera:
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> Camera:
         """The same camera with its tensors on ``device`` (and ``dtype``)."""
         kw = {"device": device, "dtype": dtype or self.rotation.dtype}
-        return Camera(self.rotation.to(**kw), self.translation.to(**kw), self.fx, self.fy, self.cx, self.cy,
-                      self.width, self.height)
+        return Camera(
+            self.rotation.to(**kw),
+            self.translation.to(**kw),
+            self.fx,
+            self.fy,
+            self.cx,
+            self.cy,
+            self.width,
+            self.height,
+        )
 
     @property
     def center(self) -> Tensor:
@@ -80,8 +88,9 @@ def projection_hessians(means_cam: Tensor, cam: Camera) -> Tensor:
     return hess
 
 
-def project_gaussians(means: Tensor, quats: Tensor, log_scales: Tensor, cam: Camera, *, near: float = 0.2,
-                      eps2d: float = 0.3) -> dict[str, Tensor]:
+def project_gaussians(
+    means: Tensor, quats: Tensor, log_scales: Tensor, cam: Camera, *, near: float = 0.2, eps2d: float = 0.3
+) -> dict[str, Tensor]:
     """Project 3D Gaussians: returns means2d (N, 2), covs2d (N, 2, 2), depths (N,), valid (N,) bool, means_cam.
 
     Gaussians with z <= near are flagged invalid (their 2D quantities are finite dummies).
@@ -97,8 +106,15 @@ def project_gaussians(means: Tensor, quats: Tensor, log_scales: Tensor, cam: Cam
     return {"means2d": means2d, "covs2d": covs2d, "depths": safe[:, 2], "valid": valid, "means_cam": safe}
 
 
-def render_3d(params: dict[str, Tensor], cam: Camera, *, background: Tensor | None = None,
-              tile_size: int | None = 16, clamp_alpha: bool = True, eps2d: float = 0.3) -> tuple[Tensor, dict]:
+def render_3d(
+    params: dict[str, Tensor],
+    cam: Camera,
+    *,
+    background: Tensor | None = None,
+    tile_size: int | None = 16,
+    clamp_alpha: bool = True,
+    eps2d: float = 0.3,
+) -> tuple[Tensor, dict]:
     """Render 3D Gaussians (RGB colours, SH degree 0) from one camera with front-to-back compositing.
 
     Args:
@@ -122,13 +138,34 @@ def render_3d(params: dict[str, Tensor], cam: Camera, *, background: Tensor | No
         if t.requires_grad:
             t.retain_grad()
     probe = means.new_zeros(n, requires_grad=True)
-    image = rasterize(means2d, covs2d, opac, params["colors"], cam.height, cam.width, mode="alpha",
-                      depths=proj["depths"], background=background, tile_size=tile_size,
-                      clamp_alpha=clamp_alpha, probe=probe)
+    image = rasterize(
+        means2d,
+        covs2d,
+        opac,
+        params["colors"],
+        cam.height,
+        cam.width,
+        mode="alpha",
+        depths=proj["depths"],
+        background=background,
+        tile_size=tile_size,
+        clamp_alpha=clamp_alpha,
+        probe=probe,
+    )
     ext = 3 * torch.diagonal(covs2d.detach(), dim1=-2, dim2=-1).sqrt()
-    on_screen = ((means2d.detach() + ext > 0) & (means2d.detach() - ext < means.new_tensor(
-        [cam.width, cam.height]))).all(-1)
-    info = {"means2d": means2d, "covs2d": covs2d, "opacities": opac, "probe": probe,
-            "visible": proj["valid"] & on_screen, "means_cam": proj["means_cam"].detach(), "cam": cam,
-            "width": cam.width, "height": cam.height, "dim": 3}
+    on_screen = (
+        (means2d.detach() + ext > 0) & (means2d.detach() - ext < means.new_tensor([cam.width, cam.height]))
+    ).all(-1)
+    info = {
+        "means2d": means2d,
+        "covs2d": covs2d,
+        "opacities": opac,
+        "probe": probe,
+        "visible": proj["valid"] & on_screen,
+        "means_cam": proj["means_cam"].detach(),
+        "cam": cam,
+        "width": cam.width,
+        "height": cam.height,
+        "dim": 3,
+    }
     return image, info

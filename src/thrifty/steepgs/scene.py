@@ -27,10 +27,16 @@ def albedo(points: Tensor, normals: Tensor, surface: Tensor) -> Tensor:
     checker = ((torch.floor(x * 2.5) + torch.floor(y * 2.5)) % 2)[:, None]
     colors = torch.where(checker > 0, points.new_tensor([0.85, 0.8, 0.7]), points.new_tensor([0.3, 0.35, 0.45]))
     stripes = (0.5 + 0.5 * torch.sin(12 * z))[:, None]
-    sph = [points.new_tensor([0.9, 0.25, 0.2]) * (0.4 + 0.6 * stripes) + 0.1,
-           torch.where(((torch.floor(4 * torch.atan2(normals[:, 1], normals[:, 0])) + torch.floor(4 * normals[:, 2]))
-                        % 2)[:, None] > 0, points.new_tensor([0.2, 0.7, 0.3]), points.new_tensor([0.9, 0.9, 0.3])),
-           points.new_tensor([0.25, 0.35, 0.9]).expand_as(points) * (0.6 + 0.4 * torch.cos(9 * x)[:, None])]
+    sph = [
+        points.new_tensor([0.9, 0.25, 0.2]) * (0.4 + 0.6 * stripes) + 0.1,
+        torch.where(
+            ((torch.floor(4 * torch.atan2(normals[:, 1], normals[:, 0])) + torch.floor(4 * normals[:, 2])) % 2)[:, None]
+            > 0,
+            points.new_tensor([0.2, 0.7, 0.3]),
+            points.new_tensor([0.9, 0.9, 0.3]),
+        ),
+        points.new_tensor([0.25, 0.35, 0.9]).expand_as(points) * (0.6 + 0.4 * torch.cos(9 * x)[:, None]),
+    ]
     for k, col in enumerate(sph):
         colors = torch.where((surface == k)[:, None], col, colors)
     return colors
@@ -86,15 +92,25 @@ def render_truth(cam: Camera, supersample: int = 2) -> Tensor:
     return img.mean(dim=(1, 3))
 
 
-def ring_cameras(n: int, size: int, *, radius: float = 4.0, elevation_deg: float = 25.0, fov_deg: float = 45.0,
-                 phase: float = 0.0, dtype: torch.dtype = torch.float32) -> list[Camera]:
+def ring_cameras(
+    n: int,
+    size: int,
+    *,
+    radius: float = 4.0,
+    elevation_deg: float = 25.0,
+    fov_deg: float = 45.0,
+    phase: float = 0.0,
+    dtype: torch.dtype = torch.float32,
+) -> list[Camera]:
     """``n`` cameras evenly spaced on a ring around the scene, looking at (0, 0, 0.3)."""
     el = math.radians(elevation_deg)
     cams = []
     for i in range(n):
         az = 2 * math.pi * (i + phase) / n
-        eye = torch.tensor([radius * math.cos(el) * math.cos(az), radius * math.cos(el) * math.sin(az),
-                            radius * math.sin(el)], dtype=dtype)
+        eye = torch.tensor(
+            [radius * math.cos(el) * math.cos(az), radius * math.cos(el) * math.sin(az), radius * math.sin(el)],
+            dtype=dtype,
+        )
         cams.append(look_at(eye, torch.tensor([0.0, 0.0, 0.3], dtype=dtype), fov_deg, size, size))
     return cams
 

