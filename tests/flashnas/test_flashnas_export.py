@@ -5,16 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from thrifty.flashnas.config import FlashLMConfig
-from thrifty.flashnas.export import (
+from thrifty.core.deploy import (
     DECODE_ALLOWED,
     PREFILL_ALLOWED,
     ExecuTorchRunner,
-    LoweredProgram,
     check_delegation,
     executorch_available,
     lower_to_executorch,
 )
+from thrifty.flashnas.config import FlashLMConfig
 from thrifty.flashnas.model import FlashLM, PrefillExport, StaticKVDecoder
 
 pytestmark = pytest.mark.skipif(not executorch_available(), reason="executorch (with XNNPACK) does not import")
@@ -55,9 +54,3 @@ def test_decode_program_matches_eager_stepwise(et_model: FlashLM) -> None:
     for t in range(8):
         got = runner(tokens[:, t : t + 1], torch.tensor([t]))
         torch.testing.assert_close(got, full[:, t : t + 1], rtol=1e-4, atol=1e-4)
-
-
-def test_check_delegation_names_fallback_ops() -> None:
-    program = LoweredProgram(b"", 1, ["aten.embedding.default", "aten.where.self"])
-    with pytest.raises(RuntimeError, match="aten.where.self"):
-        check_delegation(program, PREFILL_ALLOWED)

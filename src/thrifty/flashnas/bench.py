@@ -36,7 +36,7 @@ def bench_archs(vocab_size: int = 84) -> dict[str, FlashLMConfig]:
 
 def run_bench(ctx: BenchContext) -> list[dict[str, Any]]:
     """Rows per (model, case, backend): min and median ms; ``.pte`` size; speed-up of ExecuTorch over eager."""
-    from thrifty.flashnas.export import executorch_available, set_executorch_threads
+    from thrifty.core.deploy import executorch_available, set_executorch_threads
 
     if not executorch_available():
         raise RuntimeError("thrifty bench flashnas needs executorch (pip install 'thrifty[deploy]')")

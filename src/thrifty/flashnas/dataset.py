@@ -136,7 +136,7 @@ def collect_dataset(
     chunk: int = 4,
 ) -> dict[str, Any]:
     """Sample ``n`` architectures and measure them (and the attention-skipping series); a JSON-ready dict."""
-    from thrifty.flashnas.export import set_executorch_threads
+    from thrifty.core.deploy import set_executorch_threads
 
     set_executorch_threads(1)
     space = space or LatencySpace()

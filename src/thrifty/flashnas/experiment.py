@@ -111,7 +111,7 @@ def deployable(model: FlashLM) -> FlashLM:
 
 def measure_models(models: dict[str, FlashLM], cfg: FlashNASConfig) -> tuple[dict[str, dict[str, float]], str]:
     """Interleaved latency (ms) of each model: prefill at every ``latency_seq_lens``, decode at ``decode_kv_len``."""
-    from thrifty.flashnas.export import executorch_available, set_executorch_threads
+    from thrifty.core.deploy import executorch_available, set_executorch_threads
 
     backend = "executorch" if cfg.use_executorch and executorch_available() else "eager"
     if backend == "executorch":

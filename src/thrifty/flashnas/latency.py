@@ -103,7 +103,7 @@ def latency_callable(
     Decode runs at the last cache position (a full ``seq_len`` cache). ``backend`` is ``"executorch"``
     (XNNPACK, delegation checked when ``check``) or ``"eager"`` (PyTorch, ``no_grad``, matmul path).
     """
-    from thrifty.flashnas.export import (
+    from thrifty.core.deploy import (
         DECODE_ALLOWED,
         PREFILL_ALLOWED,
         ExecuTorchRunner,
@@ -164,7 +164,7 @@ def measure_latency(
 def _pin_threads(threads: int, backend: str) -> None:
     torch.set_num_threads(threads)
     if backend == "executorch":
-        from thrifty.flashnas.export import set_executorch_threads
+        from thrifty.core.deploy import set_executorch_threads
 
         set_executorch_threads(threads)
 

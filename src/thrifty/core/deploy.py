@@ -1,4 +1,4 @@
-"""Deployment: export to ExecuTorch with XNNPACK, check that the graph is delegated, run the program.
+"""Deployment through ExecuTorch (shared by every method): export with XNNPACK, check delegation, run.
 
 A fragmented graph (ops falling back to ExecuTorch's portable kernels) would make every latency
 measurement a measurement of the fallbacks, not of the architecture, so :func:`lower_to_executorch`
