@@ -34,14 +34,12 @@ def make_inputs(batch: int, length: int, channels: int, n_state: int, seed: int 
     }
 
 
-@pytest.mark.parametrize("mode", SCAN_MODES)
-@pytest.mark.parametrize(("batch", "length", "channels", "n_state", "chunk"), SHAPES)
-def test_every_mode_equals_the_paper_form_oracle(
-    mode: str, batch: int, length: int, channels: int, n_state: int, chunk: int
-) -> None:
-    t = make_inputs(batch, length, channels, n_state)
-    ref_y, ref_s = naive_longhorn_scan(t["x"], t["k"], t["q"], t["beta_logit"], t["D"], t["z"], t["initial_state"])
-    y, s = longhorn_scan(
+SCAN_VARIANTS = [(m, "auto") for m in SCAN_MODES] + [("recurrent", "batched"), ("recurrent", "stepwise")]
+
+
+def _scan_all_inputs(t: dict, mode: str, backward: str = "auto", chunk_size: int = 32) -> tuple:
+    """``longhorn_scan`` on every input of ``make_inputs`` with the final state returned."""
+    return longhorn_scan(
         t["x"],
         t["k"],
         t["q"],
@@ -50,39 +48,42 @@ def test_every_mode_equals_the_paper_form_oracle(
         z=t["z"],
         initial_state=t["initial_state"],
         mode=mode,
-        chunk_size=chunk,
+        chunk_size=chunk_size,
         return_final_state=True,
+        backward=backward,
     )
+
+
+@pytest.mark.parametrize("mode", SCAN_MODES)
+@pytest.mark.parametrize(("batch", "length", "channels", "n_state", "chunk"), SHAPES)
+def test_every_mode_equals_the_paper_form_oracle(
+    mode: str, batch: int, length: int, channels: int, n_state: int, chunk: int
+) -> None:
+    t = make_inputs(batch, length, channels, n_state)
+    ref_y, ref_s = naive_longhorn_scan(t["x"], t["k"], t["q"], t["beta_logit"], t["D"], t["z"], t["initial_state"])
+    y, s = _scan_all_inputs(t, mode, chunk_size=chunk)
     torch.testing.assert_close(y, ref_y, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(s, ref_s, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("mode", SCAN_MODES)
-def test_gradcheck_including_initial_and_final_state(mode: str) -> None:
+@pytest.mark.parametrize(("mode", "backward"), SCAN_VARIANTS)
+def test_gradcheck_including_initial_and_final_state(mode: str, backward: str) -> None:
     t = {n: v.requires_grad_() for n, v in make_inputs(2, 7, 3, 2, seed=1).items()}
+    names = ("x", "k", "q", "beta_logit", "z", "D", "initial_state")
 
-    def fn(x, k, q, u, z, d, s0):  # noqa: ANN001, ANN202
-        return longhorn_scan(x, k, q, u, D=d, z=z, initial_state=s0, mode=mode, chunk_size=3, return_final_state=True)
+    def fn(*args):  # noqa: ANN002, ANN202
+        return _scan_all_inputs(dict(zip(names, args, strict=True)), mode, backward, chunk_size=3)
 
-    assert torch.autograd.gradcheck(fn, (t["x"], t["k"], t["q"], t["beta_logit"], t["z"], t["D"], t["initial_state"]))
+    assert torch.autograd.gradcheck(fn, tuple(t[n] for n in names))
 
 
-def test_fast_gradients_equal_reference_gradients_fp32() -> None:
+@pytest.mark.parametrize("backward", ["batched", "stepwise"])
+def test_fast_gradients_equal_reference_gradients_fp32(backward: str) -> None:
     t = make_inputs(2, 40, 8, 4, seed=2)
     grads = {}
     for mode in ("reference", "recurrent"):
         leaves = {n: v.float().requires_grad_() for n, v in t.items()}
-        y, s = longhorn_scan(
-            leaves["x"],
-            leaves["k"],
-            leaves["q"],
-            leaves["beta_logit"],
-            D=leaves["D"],
-            z=leaves["z"],
-            initial_state=leaves["initial_state"],
-            mode=mode,
-            return_final_state=True,
-        )
+        y, s = _scan_all_inputs(leaves, mode, backward)
         ((y * torch.linspace(-1, 1, 8)).sum() + s.pow(2).sum()).backward()
         grads[mode] = {n: v.grad for n, v in leaves.items()}
     for name in t:
@@ -173,6 +174,7 @@ def test_fp32_inputs_keep_fp32_state_and_low_precision_returns_input_dtype() -> 
         ({"initial_state": torch.zeros(1, 3, 3)}, "initial_state: expected shape"),
         ({"mode": "assoc"}, "mode: expected one of"),
         ({"chunk_size": 0}, "chunk_size: expected a positive int"),
+        ({"backward": "fused"}, "backward: expected one of"),
     ],
 )
 def test_bad_shapes_raise_value_error_naming_the_argument(change: dict, message: str) -> None:

@@ -105,8 +105,9 @@ def run_mqar(cfg: LonghornConfig, ctx: RunContext) -> dict[str, dict[str, Any]]:
                 seed=ctx.seed,
                 device=ctx.device,
             )[name]
+            trained = torch.compile(model) if name in cfg.mqar_compile else model
             res = train(
-                model,
+                trained,  # type: ignore[arg-type]
                 masked_lm_loss,
                 batch_fn,
                 _train_config(cfg.mqar_steps, lr),
@@ -118,6 +119,7 @@ def run_mqar(cfg: LonghornConfig, ctx: RunContext) -> dict[str, dict[str, Any]]:
             row = {
                 "params": count_params(model),
                 "lr": lr,
+                "compiled": name in cfg.mqar_compile,
                 "train_s": round(res.elapsed_s, 2),
                 "final_loss": res.final_loss,
                 **{f"acc_kv{kv}": acc for kv, acc in accs.items()},
@@ -252,12 +254,13 @@ def _claims(cfg: LonghornConfig, mqar: dict, lm: dict, decode: dict) -> tuple[Cl
             1.3,
             "<=",
         ),
-        # Without this, a tie at chance (0 - 0 >= 0) would pass the headline; 0.05 is ~13x chance (1/256).
+        # Without this, a tie at chance (0 - 0 >= 0) would pass the headline. A model that has not learnt the
+        # lookup sits on the "emit any value in context" plateau at 1/kv; twice that means the lookup is used.
         Claim(
-            f"MQAR informative: max(Longhorn, Mamba) accuracy at {kv_max} pairs",
+            f"MQAR informative: max(Longhorn, Mamba) accuracy at {kv_max} pairs (2x the 1/kv plateau)",
             "accuracy",
             max(acc_lh, acc_mamba),
-            0.05,
+            2.0 / kv_max,
             ">=",
         ),
     ]
@@ -280,7 +283,7 @@ def run_experiment(cfg: LonghornConfig, ctx: RunContext) -> Results:
     )
     headline, checks = _claims(cfg, mqar, lm, decode)
     notes = (
-        "MQAR uses vocab 512 (Zoology recommends > 1k), which understates architecture gaps; "
+        f"MQAR uses vocab {cfg.mqar_vocab} (Zoology recommends > 1k), which understates architecture gaps; "
         f"budget {cfg.mqar_steps} steps x {cfg.mqar_batch}, lrs {cfg.mqar_lrs}. Char LM: "
         f"{cfg.lm_steps} steps x {cfg.lm_batch} x {cfg.lm_len} tokens per model, 1 seed. Wall-clock favours "
         "the attention models on CPU (SSM scans are Python loops); compare at equal tokens."
