@@ -31,6 +31,7 @@ reproduce: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
 
 test: $(STAMP) lint
 	$(VENV)/bin/pytest -q -p no:cacheprovider

@@ -41,9 +41,7 @@ def test_pooled_is_exact_on_window_constant_keys_and_values() -> None:
     torch.testing.assert_close(attention(q, kp, vp, mask=bias), attention(q, k, v))
     kp, vp, bias0 = pool_memory(k, v, layout, 2, log_bias=False)
     assert (attention(q, kp, vp, mask=bias0) - attention(q, k, v)).abs().max() > 1e-3  # the bias matters
-    assert torch.equal(kp[:, :, -3:], k[:, :, -3:]) and torch.equal(
-        bias[0, -3:], torch.zeros(3, dtype=bias.dtype)
-    )
+    assert torch.equal(kp[:, :, -3:], k[:, :, -3:]) and torch.equal(bias[0, -3:], torch.zeros(3, dtype=bias.dtype))
 
 
 def test_pool_one_equals_full_attention_and_single_frame_is_not_pooled() -> None:

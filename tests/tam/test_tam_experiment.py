@@ -12,18 +12,14 @@ from thrifty.tam.config import TamConfig
 
 
 def test_smoke_run_writes_results_with_all_variants(tmp_path: Path) -> None:
-    outcome = run_method(
-        get_method("tam"), preset="smoke", seed=0, run_root=new_run_root(tmp_path), threads=1
-    )
+    outcome = run_method(get_method("tam"), preset="smoke", seed=0, run_root=new_run_root(tmp_path), threads=1)
     assert outcome.ok, outcome.error
     results = json.loads((outcome.run_dir / "results.json").read_text())
     assert set(results["variants"]) == {"A", "B", "C", "C'", "C+KD", "D"}
     a, c = results["variants"]["A"], results["variants"]["C"]
     assert c["bytes_per_frame"] < a["bytes_per_frame"] and a["memattn_gflops"] > 0
     assert len(results["checks"]) == 8
-    assert results["claim_holds"] == (
-        results["headline"]["holds"] and all(x["holds"] for x in results["checks"])
-    )
+    assert results["claim_holds"] == (results["headline"]["holds"] and all(x["holds"] for x in results["checks"]))
 
 
 def test_config_round_trip_and_validation(tmp_path: Path) -> None:

@@ -25,11 +25,7 @@ def test_hand_built_cases() -> None:
 
 
 def test_radius_follows_the_frame_diagonal() -> None:
-    assert (
-        boundary_radius((480, 854)) == 8
-        and boundary_radius((64, 64)) == 1
-        and boundary_radius((128, 128)) == 2
-    )
+    assert boundary_radius((480, 854)) == 8 and boundary_radius((64, 64)) == 1 and boundary_radius((128, 128)) == 2
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -47,11 +43,7 @@ def test_protocol_skips_first_and_last_and_averages_objects() -> None:
     good[0], good[3] = False, False  # wrong on the excluded first/last frames only
     bad = np.zeros_like(gt)
     res = evaluate_vos([gt, gt], [good, bad])
-    assert (
-        res["J"] == pytest.approx(50.0)
-        and res["F"] == pytest.approx(50.0)
-        and res["JF"] == pytest.approx(50.0)
-    )
+    assert res["J"] == pytest.approx(50.0) and res["F"] == pytest.approx(50.0) and res["JF"] == pytest.approx(50.0)
     with pytest.raises(ValueError, match="gts, preds"):
         evaluate_vos([gt], [gt[:, :8]])
 

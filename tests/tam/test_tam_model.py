@@ -99,7 +99,5 @@ def test_sam2_loss_terms_and_distillation() -> None:
 def test_vit_encoder_variant_runs() -> None:
     torch.manual_seed(0)
     model = TinyTAM(TINY.replace(encoder="vit"))
-    out = model.track_step(
-        torch.rand(1, 3, 32, 32), model.new_bank(), 0, mask_prompt=torch.ones(1, 1, 32, 32)
-    )
+    out = model.track_step(torch.rand(1, 3, 32, 32), model.new_bank(), 0, mask_prompt=torch.ones(1, 1, 32, 32))
     assert out["feat"].shape == (1, 64, 32)

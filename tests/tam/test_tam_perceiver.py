@@ -42,9 +42,7 @@ def test_global_latents_are_invariant_to_joint_permutation_of_tokens_and_positio
 
 def test_output_positions_are_zero_for_global_and_grid_pe_for_patches() -> None:
     model = _perceiver()
-    tokens, pos = model(
-        torch.randn(2, 8, 4, 4, dtype=torch.float64), torch.randn(2, 8, 4, 4, dtype=torch.float64)
-    )
+    tokens, pos = model(torch.randn(2, 8, 4, 4, dtype=torch.float64), torch.randn(2, 8, 4, 4, dtype=torch.float64))
     assert tokens.shape == pos.shape == (2, 7, 8)
     assert torch.equal(pos[:, :3], torch.zeros_like(pos[:, :3]))
     assert pos[:, 3:].abs().sum() > 0

@@ -103,9 +103,7 @@ def _to_sam2_encoder_name(name: str) -> str:
 def test_memory_encoder_equals_sam2_with_copied_weights() -> None:
     torch.manual_seed(0)
     down = sam2_me.MaskDownSampler(16, kernel_size=3, stride=2, padding=1, total_stride=4)
-    ref = sam2_me.MemoryEncoder(
-        8, down, sam2_me.Fuser(sam2_me.CXBlock(16), 2), PositionEmbeddingSine(8), 16
-    ).eval()
+    ref = sam2_me.MemoryEncoder(8, down, sam2_me.Fuser(sam2_me.CXBlock(16), 2), PositionEmbeddingSine(8), 16).eval()
     ours = MemoryEncoder(16, 8).eval()
     state = ref.state_dict()
     for p in state.values():  # layer scale 1e-6 would hide a wrong fuser: make it O(1)

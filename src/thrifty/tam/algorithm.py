@@ -59,9 +59,7 @@ def sam2_loss(
         "focal": weights[0] * (sigmoid_focal_loss(logits, gt, *focal) * present).sum() / n_obj,
         "dice": weights[1] * (dice_loss(logits, gt) * present).sum() / n_obj,
         "iou": weights[2] * ((iou_pred[:, 0] - actual_iou).abs() * present).sum() / n_obj,
-        "obj": weights[3]
-        * F.binary_cross_entropy_with_logits(obj_logit[:, 0], present, reduction="sum")
-        / n_obj,
+        "obj": weights[3] * F.binary_cross_entropy_with_logits(obj_logit[:, 0], present, reduction="sum") / n_obj,
     }
     terms["loss"] = sum(terms.values())
     return terms

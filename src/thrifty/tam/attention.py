@@ -151,9 +151,7 @@ def pool_memory(
     """
     gh, gw = layout.grid
     if layout.n_nope_per_frame or gh % pool or gw % pool:
-        raise ValueError(
-            f"layout: pooled attention needs a plain grid divisible by pool={pool}, got {layout}"
-        )
+        raise ValueError(f"layout: pooled attention needs a plain grid divisible by pool={pool}, got {layout}")
     n_sp = layout.n_frames * gh * gw
 
     def _pool(x: Tensor) -> Tensor:

@@ -23,9 +23,7 @@ VARIANTS = {"A sam2-full": "full", "B efficienttam-pooled": "pooled", "C edgetam
 def _model_cfg(image_size: int, memory: str) -> TamModelConfig:
     side = image_size // 4
     patch = max(1, side // 4)  # patch latents on a (side/4)^2 grid, as many global ones: 1/8 of the map
-    return TamModelConfig(
-        image_size=image_size, memory=memory, n_global=patch * patch, patch_grid=(patch, patch)
-    )
+    return TamModelConfig(image_size=image_size, memory=memory, n_global=patch * patch, patch_grid=(patch, patch))
 
 
 def _prepare(cfg: TamModelConfig, ctx: BenchContext, n_frames: int) -> dict[str, Any]:
@@ -78,9 +76,7 @@ def run_bench(ctx: BenchContext) -> list[dict[str, Any]]:
     sizes = (32, 64) if ctx.quick else (64, 128)
     rows: list[dict[str, Any]] = []
     for size in sizes:
-        preps = {
-            name: _prepare(_model_cfg(size, memory), ctx, n_frames=17) for name, memory in VARIANTS.items()
-        }
+        preps = {name: _prepare(_model_cfg(size, memory), ctx, n_frames=17) for name, memory in VARIANTS.items()}
         _timed(preps, ctx)
         base = preps["A sam2-full"]
         for name, r in preps.items():

@@ -63,9 +63,7 @@ class TamModelConfig(Config):
         self.require(self.num_maskmem >= 1, "num_maskmem", "at least 1")
         self.require(self.pool >= 1, "pool", "a positive window")
         self.require(self.patch_rope in ("official", "window"), "patch_rope", "'official' or 'window'")
-        self.require(
-            self.n_global >= 0 and min(self.patch_grid) >= 0, "n_global", "non-negative latent counts"
-        )
+        self.require(self.n_global >= 0 and min(self.patch_grid) >= 0, "n_global", "non-negative latent counts")
 
 
 @dataclass
@@ -110,9 +108,7 @@ class TamConfig(Config):
             "model": TamModelConfig(image_size=64, n_global=16, patch_grid=(4, 4)),
         },
     }
-    model: TamModelConfig = field(
-        default_factory=lambda: TamModelConfig(image_size=32, n_global=4, patch_grid=(2, 2))
-    )
+    model: TamModelConfig = field(default_factory=lambda: TamModelConfig(image_size=32, n_global=4, patch_grid=(2, 2)))
     steps: int = 200
     batch: int = 8
     clip_len: int = 3
@@ -134,6 +130,4 @@ class TamConfig(Config):
         known = ("A", "B", "C", "C'", "C+KD", "D")
         self.require(all(v in known for v in self.variants), "variants", f"names from {known}")
         if "C+KD" in self.variants:
-            self.require(
-                "A" in self.variants, "variants", "'A' (the distillation teacher) when 'C+KD' is run"
-            )
+            self.require("A" in self.variants, "variants", "'A' (the distillation teacher) when 'C+KD' is run")

@@ -69,10 +69,7 @@ def _crop(rng: np.random.Generator, photo: np.ndarray, size: int) -> np.ndarray:
 
 def _resize_mask(mask: np.ndarray, h: int, w: int) -> np.ndarray:
     t = torch.from_numpy(mask.astype(np.float32))[None, None]
-    return (
-        F.interpolate(t, size=(max(h, 2), max(w, 2)), mode="bilinear", align_corners=False)[0, 0].numpy()
-        > 0.5
-    )
+    return F.interpolate(t, size=(max(h, 2), max(w, 2)), mode="bilinear", align_corners=False)[0, 0].numpy() > 0.5
 
 
 def _trajectory(rng: np.random.Generator, t_len: int, size: int, extent: int) -> np.ndarray:
@@ -91,9 +88,7 @@ def _trajectory(rng: np.random.Generator, t_len: int, size: int, extent: int) ->
     return out
 
 
-def _sprite(
-    rng: np.random.Generator, shape: np.ndarray, tex: np.ndarray, size: int
-) -> tuple[np.ndarray, ...]:
+def _sprite(rng: np.random.Generator, shape: np.ndarray, tex: np.ndarray, size: int) -> tuple[np.ndarray, ...]:
     side = int(rng.integers(int(size * 0.35), size // 2 + 1))
     scale = side / max(shape.shape)
     mask = _resize_mask(shape, round(shape.shape[0] * scale), round(shape.shape[1] * scale))
@@ -103,9 +98,7 @@ def _sprite(
     return mask, np.clip(colour[: mask.shape[0], : mask.shape[1]], 0, 1)
 
 
-def _paste(
-    canvas: np.ndarray, alpha: np.ndarray, mask: np.ndarray, colour: np.ndarray, y: int, x: int
-) -> None:
+def _paste(canvas: np.ndarray, alpha: np.ndarray, mask: np.ndarray, colour: np.ndarray, y: int, x: int) -> None:
     h, w = mask.shape
     y0, x0, y1, x1 = max(y, 0), max(x, 0), min(y + h, canvas.shape[0]), min(x + w, canvas.shape[1])
     m = mask[y0 - y : y1 - y, x0 - x : x1 - x]
@@ -120,8 +113,7 @@ def make_video(seed: int, t_len: int = 8, size: int = 64, p_occlude: float = 0.3
     family = ("coin", "horse", "blob")[int(rng.integers(0, 3))]
     tex = photos[_TEXTURES[int(rng.integers(0, len(_TEXTURES)))]]
     background = np.clip(
-        _crop(rng, photos[_BACKGROUNDS[int(rng.integers(0, len(_BACKGROUNDS)))]], size)
-        * rng.uniform(0.6, 1.2, 3),
+        _crop(rng, photos[_BACKGROUNDS[int(rng.integers(0, len(_BACKGROUNDS)))]], size) * rng.uniform(0.6, 1.2, 3),
         0,
         1,
     )
@@ -132,9 +124,7 @@ def make_video(seed: int, t_len: int = 8, size: int = 64, p_occlude: float = 0.3
     paths = [_trajectory(rng, t_len, size, max(m.shape)) for m, _ in objects]
     brick = photos["brick"]
     occluded = t_len >= 6 and rng.random() < p_occlude
-    bar_w = (
-        max(objects[0][0].shape[1] + 4, size // 8) if occluded else int(rng.integers(size // 10, size // 6))
-    )
+    bar_w = max(objects[0][0].shape[1] + 4, size // 8) if occluded else int(rng.integers(size // 10, size // 6))
     if occluded:  # slide in, sit on the target for 2-3 frames, slide out
         k, n_occ = int(rng.integers(2, t_len - 3)), int(rng.integers(2, 4))
         speed = rng.choice([-1.0, 1.0]) * bar_w * 0.6

@@ -30,9 +30,7 @@ class PromptEncoder(nn.Module):
     Point labels: ``-1`` padding, ``0`` negative, ``1`` positive, ``2``/``3`` box corners.
     """
 
-    def __init__(
-        self, dim: int, grid: tuple[int, int], image_size: int, generator: torch.Generator | None = None
-    ):
+    def __init__(self, dim: int, grid: tuple[int, int], image_size: int, generator: torch.Generator | None = None):
         super().__init__()
         self.dim, self.grid, self.image_size = dim, grid, image_size
         self.register_buffer("gaussian", torch.randn(2, dim // 2, generator=generator))

@@ -93,9 +93,7 @@ class ViTEncoder(nn.Module):
         x = self.patch_embed(x)
         b, c, h, w = x.shape
         if (h, w) != (self.grid, self.grid):
-            raise ValueError(
-                f"x: expected {self.grid * self.stride}^2 frames for this ViT, got {tuple(x.shape[2:])}"
-            )
+            raise ValueError(f"x: expected {self.grid * self.stride}^2 frames for this ViT, got {tuple(x.shape[2:])}")
         tokens = x.flatten(2).transpose(1, 2) + self.pos
         for block in self.blocks:
             tokens = block(tokens)

@@ -50,9 +50,7 @@ def train_variant(name: str, cfg: TamConfig, ctx: RunContext, teacher: TinyTAM |
         return vb.frames, vb.masks
 
     def loss_fn(m: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        return unroll_clip(m, *batch, teacher=teacher, kd_weights=(cfg.kd_weight_enc, cfg.kd_weight_mem))[
-            "loss"
-        ]
+        return unroll_clip(m, *batch, teacher=teacher, kd_weights=(cfg.kd_weight_enc, cfg.kd_weight_mem))["loss"]
 
     tcfg = TrainConfig(
         steps=cfg.steps,
@@ -148,12 +146,8 @@ def _claims(v: dict[str, dict[str, float]]) -> tuple[Claim, list[Claim]]:
         ),
         Claim("C J&F - C' (global only) J&F", "jf_diff", c["JF"] - v["C'"]["JF"], 0.0, ">="),
         Claim("C+KD J&F - C J&F", "jf_diff", v["C+KD"]["JF"] - c["JF"], 0.0, ">="),
-        Claim(
-            "A J&F - D J&F on occluded videos", "jf_diff", a["JF_occluded"] - v["D"]["JF_occluded"], 0.0, ">="
-        ),
-        Claim(
-            "B J&F - D J&F on occluded videos", "jf_diff", b["JF_occluded"] - v["D"]["JF_occluded"], 0.0, ">="
-        ),
+        Claim("A J&F - D J&F on occluded videos", "jf_diff", a["JF_occluded"] - v["D"]["JF_occluded"], 0.0, ">="),
+        Claim("B J&F - D J&F on occluded videos", "jf_diff", b["JF_occluded"] - v["D"]["JF_occluded"], 0.0, ">="),
     ]
     return head, checks
 

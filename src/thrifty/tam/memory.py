@@ -127,8 +127,7 @@ class MemoryBank:
         expected = self.n_nope + self.grid[0] * self.grid[1]
         if tokens.shape[1] != expected or tokens.shape != pos.shape:
             raise ValueError(
-                f"tokens, pos: expected (B, {expected}, Cm) each, got {tuple(tokens.shape)}, "
-                f"{tuple(pos.shape)}"
+                f"tokens, pos: expected (B, {expected}, Cm) each, got {tuple(tokens.shape)}, {tuple(pos.shape)}"
             )
         (self.cond if is_cond else self.recent).append(_Entry(frame_idx, tokens, pos))
         (self._cond_ptrs if is_cond else self._recent_ptrs).append((frame_idx, ptr))
@@ -159,9 +158,7 @@ class MemoryBank:
         n_ptr = 0 if ptr_tokens is None else ptr_tokens.shape[1]
         if ptr_tokens is not None:
             tokens = torch.cat([tokens, ptr_tokens], 1)
-            pos = torch.cat(
-                [pos, torch.zeros_like(ptr_tokens)], 1
-            )  # SAM 2.0 flag set: no pointer temporal PE
+            pos = torch.cat([pos, torch.zeros_like(ptr_tokens)], 1)  # SAM 2.0 flag set: no pointer temporal PE
         layout = MemoryLayout(len(entries), self.grid, self.n_nope, n_ptr, *self.grid_scale_offset)
         return MemoryBatch(tokens, pos, layout, indices)
 

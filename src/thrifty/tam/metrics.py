@@ -69,9 +69,7 @@ def db_statistics(per_frame: np.ndarray) -> tuple[float, float, float]:
     return mean, recall, decay
 
 
-def evaluate_vos(
-    gts: list[np.ndarray], preds: list[np.ndarray], skip_first_last: bool = True
-) -> dict[str, float]:
+def evaluate_vos(gts: list[np.ndarray], preds: list[np.ndarray], skip_first_last: bool = True) -> dict[str, float]:
     """J&F over objects: each element is one object's ``(T, H, W)`` boolean ground truth / prediction.
 
     Returns:
@@ -79,15 +77,11 @@ def evaluate_vos(
         over OBJECTS, then ``JF = (J + F) / 2``.
     """
     if len(gts) != len(preds) or not gts:
-        raise ValueError(
-            f"gts, preds: expected equally long non-empty lists, got {len(gts)} and {len(preds)}"
-        )
+        raise ValueError(f"gts, preds: expected equally long non-empty lists, got {len(gts)} and {len(preds)}")
     j_obj, f_obj = [], []
     for gt, pred in zip(gts, preds, strict=True):
         if gt.shape != pred.shape or gt.ndim != 3:
-            raise ValueError(
-                f"gts, preds: expected matching (T, H, W) arrays, got {gt.shape} and {pred.shape}"
-            )
+            raise ValueError(f"gts, preds: expected matching (T, H, W) arrays, got {gt.shape} and {pred.shape}")
         frames = range(1, gt.shape[0] - 1) if skip_first_last else range(gt.shape[0])
         if len(frames) == 0:
             raise ValueError(
@@ -102,7 +96,5 @@ def evaluate_vos(
 def _check_pair(gt: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     gt, pred = np.asarray(gt), np.asarray(pred)
     if gt.shape != pred.shape or gt.ndim != 2:
-        raise ValueError(
-            f"gt, pred: expected two (H, W) masks of the same shape, got {gt.shape} and {pred.shape}"
-        )
+        raise ValueError(f"gt, pred: expected two (H, W) masks of the same shape, got {gt.shape} and {pred.shape}")
     return gt.astype(bool), pred.astype(bool)

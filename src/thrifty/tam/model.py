@@ -57,9 +57,7 @@ class TinyTAM(nn.Module):
                 scale_offset = (window, (window - 1) / 2)
         else:
             grid, nope = self.grid, 0
-        return MemoryBank(
-            self.cfg.num_maskmem, self.cfg.max_obj_ptrs, grid, nope, grid_scale_offset=scale_offset
-        )
+        return MemoryBank(self.cfg.num_maskmem, self.cfg.max_obj_ptrs, grid, nope, grid_scale_offset=scale_offset)
 
     def tokens_per_frame(self) -> tuple[int, int]:
         """``(stored, attended)`` memory tokens per frame (pooled attends to ``HW/s^2`` of ``HW`` stored)."""
@@ -83,9 +81,7 @@ class TinyTAM(nn.Module):
             return feat + self.no_mem_embed.view(1, -1, 1, 1)
         mem = bank.gather(frame_idx, self.tpos)
         pos = sine_pe_2d(c, h, w, device=feat.device, dtype=feat.dtype).flatten(1).t().expand(b, -1, -1)
-        out = self.memory_attention(
-            feat.flatten(2).transpose(1, 2), pos, self.grid, mem.tokens, mem.pos, mem.layout
-        )
+        out = self.memory_attention(feat.flatten(2).transpose(1, 2), pos, self.grid, mem.tokens, mem.pos, mem.layout)
         return out.transpose(1, 2).reshape(b, c, h, w)
 
     def encode_memory(self, feat: Tensor, mask_logits: Tensor, obj_logit: Tensor) -> tuple[Tensor, Tensor]:
@@ -123,9 +119,7 @@ class TinyTAM(nn.Module):
         self.check_frame(frame)
         is_cond = mask_prompt is not None or points is not None or box is not None
         feat = self.encoder(frame)
-        cond = (
-            feat + self.no_mem_embed.view(1, -1, 1, 1) if is_cond else self.condition(feat, bank, frame_idx)
-        )
+        cond = feat + self.no_mem_embed.view(1, -1, 1, 1) if is_cond else self.condition(feat, bank, frame_idx)
         sparse, dense = self.prompt_encoder(
             frame.shape[0], points, box, None if mask_prompt is None else mask_prompt * 20 - 10
         )

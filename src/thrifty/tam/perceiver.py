@@ -98,9 +98,7 @@ class SpatialPerceiver(nn.Module):
     ) -> None:
         super().__init__()
         if n_global < 0 or min(patch_grid) < 0 or n_global + patch_grid[0] * patch_grid[1] == 0:
-            raise ValueError(
-                f"n_global, patch_grid: expected at least one latent, got {n_global}, {patch_grid}"
-            )
+            raise ValueError(f"n_global, patch_grid: expected at least one latent, got {n_global}, {patch_grid}")
         self.dim, self.n_global, self.patch_grid = dim, n_global, tuple(patch_grid)
         self.global_latents = nn.Parameter(latent_std * torch.randn(n_global, dim))
         self.patch_latents = nn.Parameter(latent_std * torch.randn(patch_grid[0] * patch_grid[1], dim))

@@ -45,8 +45,7 @@ def axial_rope_cos_sin(
     if h < 0 or w < 0:
         raise ValueError(f"h, w: expected non-negative grid sizes, got {h}x{w}")
     freqs = 1.0 / (
-        theta
-        ** (torch.arange(0, head_dim, 4, device=device, dtype=torch.float64)[: head_dim // 4] / head_dim)
+        theta ** (torch.arange(0, head_dim, 4, device=device, dtype=torch.float64)[: head_dim // 4] / head_dim)
     )
     t = torch.arange(h * w, device=device, dtype=torch.float64)
     t_x, t_y = t % w, torch.div(t, w, rounding_mode="floor")
@@ -88,8 +87,7 @@ def apply_axial_rope(x: Tensor, cos: Tensor, sin: Tensor, repeat: int = 1, n_tai
     n_rot = x.shape[-2] - n_tail_skip
     if n_rot != repeat * cos.shape[0] or x.shape[-1] != 2 * cos.shape[1]:
         raise ValueError(
-            f"x: expected (..., {repeat}*{cos.shape[0]}+{n_tail_skip}, {2 * cos.shape[1]}) tokens, "
-            f"got {tuple(x.shape)}"
+            f"x: expected (..., {repeat}*{cos.shape[0]}+{n_tail_skip}, {2 * cos.shape[1]}) tokens, got {tuple(x.shape)}"
         )
     rot, tail = x[..., :n_rot, :], x[..., n_rot:, :]
     if repeat > 1:
@@ -121,10 +119,6 @@ def sine_pe_2d(
     dim_t = temperature ** (2 * torch.div(torch.arange(npf, device=device), 2, rounding_mode="floor") / npf)
     pos_x = x[None, :, None] / dim_t  # (1, W, npf)
     pos_y = y[:, None, None] / dim_t  # (H, 1, npf)
-    pos_x = (
-        torch.stack([pos_x[..., 0::2].sin(), pos_x[..., 1::2].cos()], dim=-1).flatten(-2).expand(h, w, npf)
-    )
-    pos_y = (
-        torch.stack([pos_y[..., 0::2].sin(), pos_y[..., 1::2].cos()], dim=-1).flatten(-2).expand(h, w, npf)
-    )
+    pos_x = torch.stack([pos_x[..., 0::2].sin(), pos_x[..., 1::2].cos()], dim=-1).flatten(-2).expand(h, w, npf)
+    pos_y = torch.stack([pos_y[..., 0::2].sin(), pos_y[..., 1::2].cos()], dim=-1).flatten(-2).expand(h, w, npf)
     return torch.cat([pos_y, pos_x], dim=-1).permute(2, 0, 1).to(dtype)
