@@ -88,9 +88,10 @@ def decay_and_input(eps: Tensor, x: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
     return a, b
 
 
-# Per-step state size (B * E * N) from which the stepwise backward beats the batched one on CPU: measured at
-# 1 thread, B64 L64 E128 N8 (65k) stepwise is 1.7x faster, B8 L256 E256 N16 (33k) 1.9x, while B2 L1024 E128 N16
-# (4k) batched is 2.6x faster (per-op overhead dominates small steps; (B, L, E, N) temporaries dominate large ones).
+# Per-step state size (B * E * N) from which the stepwise backward is used. Measured fwd+bwd at 1 thread
+# (`thrifty bench longhorn`): B64 L64 E128 N8 (65k) stepwise 65.5 ms vs batched 69.1 ms on a quiet machine, and
+# 54 vs 92 ms with a memory-heavy process on the other core (the batched path streams (B, L, E, N) temporaries);
+# B2 L1024 E64 N16 (2k) batched 37 ms vs stepwise 144 ms (per-op overhead dominates small steps).
 STEPWISE_BACKWARD_MIN_STATE = 16384
 
 
