@@ -22,6 +22,10 @@ $(STAMP): $(PY) pyproject.toml
 	# its torchvision requirement is not needed by the modules compared, hence --no-deps).
 	SAM2_BUILD_CUDA=0 $(PIP) install --quiet --no-deps --no-build-isolation sam2==1.1.0
 	$(PIP) install --quiet hydra-core iopath
+	# EfficientTAM's and EdgeTAM's reference code both ship a package named `sam2`, so each goes to its own
+	# directory under .venv/vendor; tam's equivalence tests import them in a subprocess.
+	$(PIP) install --quiet --no-deps --target $(VENV)/vendor/efficienttam efficient-track-anything==1.0
+	$(PIP) install --quiet --no-deps --target $(VENV)/vendor/edgetam edgetam-dimos==1.0.1
 	touch $(STAMP)
 
 install: $(STAMP)
