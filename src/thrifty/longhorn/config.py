@@ -59,7 +59,7 @@ class LonghornConfig(Config):
         },
         "quick": {},
         # full: the spec's MQAR budget (B=64, ~1k steps, 20k/1k examples, d=64, lr sweep {1e-3, 3e-3}; 3e-4 is
-        # dropped for time). Measured: about 75 min at 1 thread on a 2-core x86 box.
+        # dropped for time). Measured: 62 min at 1 thread on a 2-core x86 box.
         "full": {
             "d_model": 64,
             "mqar_train": 20000,
