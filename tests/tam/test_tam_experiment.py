@@ -19,6 +19,10 @@ def test_smoke_run_writes_results_with_all_variants(tmp_path: Path) -> None:
     a, c = results["variants"]["A"], results["variants"]["C"]
     assert c["bytes_per_frame"] < a["bytes_per_frame"] and a["memattn_gflops"] > 0
     assert len(results["checks"]) == 8
+    for name, v in results["variants"].items():  # the threshold-calibration diagnostic is reported per variant
+        assert v["threshold"] in (-3.0, -2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0), name
+    c_minus_a = results["variants"]["C"]["JF_calibrated"] - results["variants"]["A"]["JF_calibrated"]
+    assert results["extra"]["calibrated_jf_diff_C-A"] == pytest.approx(c_minus_a)
     assert results["claim_holds"] == (results["headline"]["holds"] and all(x["holds"] for x in results["checks"]))
 
 

@@ -120,3 +120,69 @@ def test_memory_encoder_equals_sam2_with_copied_weights() -> None:
     torch.testing.assert_close(
         sine_pe_2d(8, 4, 4).expand(2, -1, -1, -1), expected["vision_pos_enc"][0], atol=1e-5, rtol=1e-5
     )
+
+
+def _to_sam2_decoder_name(name: str) -> str:
+    name = re.sub(r"^blocks\.(\d)\.norms\.(\d)\.", lambda m: f"transformer.layers.{m[1]}.norm{int(m[2]) + 1}.", name)
+    name = re.sub(
+        r"^blocks\.(\d)\.mlp\.(\d)\.", lambda m: f"transformer.layers.{m[1]}.mlp.layers.{int(m[2]) // 2}.", name
+    )
+    name = re.sub(r"^blocks\.(\d)\.", r"transformer.layers.\1.", name)
+    name = name.replace(".t2i.", ".cross_attn_token_to_image.").replace(".i2t.", ".cross_attn_image_to_token.")
+    name = name.replace("final_attn.", "transformer.final_attn_token_to_image.")
+    name = name.replace("final_norm.", "transformer.norm_final_attn.")
+    name = re.sub(r"\.(q|k|v|out)\.(weight|bias)$", r".\1_proj.\2", name)
+    name = name.replace("upscale.1.norm.", "output_upscaling.1.").replace("upscale.", "output_upscaling.")
+    for ours, theirs in (("hyper", "output_hypernetworks_mlps.0"), ("iou_head", "iou_prediction_head")):
+        name = re.sub(rf"^{ours}\.(\d)\.", lambda m, t=theirs: f"{t}.layers.{int(m[1]) // 2}.", name)
+    return re.sub(r"^obj_head\.(\d)\.", lambda m: f"pred_obj_score_head.layers.{int(m[1]) // 2}.", name)
+
+
+@pytest.mark.parametrize("obj_bias", [10.0, -10.0], ids=["present", "absent"])
+def test_mask_decoder_equals_sam2_with_copied_weights(obj_bias: float) -> None:
+    """Our decoder = sam2's ``MaskDecoder`` with one mask token, object-score MLP and sigmoid IoU head.
+
+    ``obj_bias`` shifts the object-score head so that both branches of SAM2Base's gating are compared: real
+    mask logits and pointers where the object is present, ``-1024`` and ``no_obj_ptr`` where it is absent.
+    """
+    from sam2.modeling.sam.mask_decoder import MaskDecoder as Sam2MaskDecoder
+    from sam2.modeling.sam.transformer import TwoWayTransformer
+
+    from thrifty.tam.decoder import NO_OBJ_SCORE, MaskDecoder
+
+    torch.manual_seed(0)
+    ref = Sam2MaskDecoder(
+        transformer_dim=32,
+        transformer=TwoWayTransformer(depth=2, embedding_dim=32, num_heads=4, mlp_dim=64),
+        num_multimask_outputs=0,
+        iou_head_hidden_dim=32,
+        pred_obj_scores=True,
+        pred_obj_scores_mlp=True,
+        iou_prediction_use_sigmoid=True,
+    ).eval()
+    with torch.no_grad():
+        ref.pred_obj_score_head.layers[-1].bias.add_(obj_bias)
+    ours = MaskDecoder(32, heads=4, mlp_dim=64).eval()
+    state = ref.state_dict()
+    mapped = {n: state[_to_sam2_decoder_name(n)] for n in ours.state_dict() if n.split(".")[0] in _DECODER_SHARED}
+    mapped["tokens"] = torch.cat(
+        [state["obj_score_token.weight"], state["iou_token.weight"], state["mask_tokens.weight"]]
+    )
+    missing = ours.load_state_dict(mapped, strict=False).missing_keys
+    assert all(n.startswith(("ptr_head.", "no_obj_ptr")) for n in missing), missing  # SAM2Base owns the pointer
+    g = torch.Generator().manual_seed(3)
+    feat, pe = torch.randn(3, 32, 4, 4, generator=g), torch.randn(32, 4, 4, generator=g)
+    sparse, dense = torch.randn(3, 2, 32, generator=g), torch.randn(3, 32, 4, 4, generator=g)
+    masks, iou, tokens_out, obj = ref(feat, pe[None], sparse, dense, multimask_output=False, repeat_image=False)
+    out = ours(feat, pe, sparse, dense)
+    present = obj > 0
+    assert bool(present.all()) == (obj_bias > 0) and bool(present.any()) == (obj_bias > 0)
+    torch.testing.assert_close(out["obj_logit"], obj, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out["iou"], iou, atol=1e-5, rtol=1e-5)
+    gated = torch.where(present[:, :, None, None], masks, torch.full_like(masks, NO_OBJ_SCORE))  # SAM2Base gating
+    torch.testing.assert_close(out["masks"], gated, atol=1e-4, rtol=1e-5)
+    ptr = torch.where(present, ours.ptr_head(tokens_out[:, 0]), ours.no_obj_ptr)
+    torch.testing.assert_close(out["obj_ptr"], ptr, atol=1e-5, rtol=1e-5)
+
+
+_DECODER_SHARED = ("blocks", "final_attn", "final_norm", "upscale", "hyper", "iou_head", "obj_head")

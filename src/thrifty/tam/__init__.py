@@ -7,7 +7,15 @@ the analytic FLOP counter and the reproduction.
 """
 
 from thrifty.core.registry import Method, register_method
-from thrifty.tam.algorithm import distill_loss, evaluate, predict_video, sam2_loss, unroll_clip
+from thrifty.tam.algorithm import (
+    calibrate_threshold,
+    distill_loss,
+    evaluate,
+    predict_video,
+    sam2_loss,
+    unroll_clip,
+    video_logits,
+)
 from thrifty.tam.attention import MemoryAttention, MemoryLayout, RoPEAttention, pool_memory
 from thrifty.tam.bench import run_bench
 from thrifty.tam.config import TamConfig, TamModelConfig
@@ -34,6 +42,7 @@ __all__ = [
     "VideoBatch",
     "VideoSession",
     "apply_axial_rope",
+    "calibrate_threshold",
     "axial_rope_cos_sin",
     "db_eval_boundary",
     "db_eval_iou",
@@ -51,6 +60,7 @@ __all__ = [
     "sine_pe_2d",
     "unroll_clip",
     "video_batch",
+    "video_logits",
     "variant_memory_flops",
 ]
 

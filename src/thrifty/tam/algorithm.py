@@ -110,38 +110,88 @@ def unroll_clip(
 
 
 @torch.no_grad()
-def predict_video(model: TinyTAM, frames: Tensor, first_mask: Tensor) -> tuple[Tensor, Tensor]:
-    """Masks ``(B, T, 1, S, S)`` (bool) and object logits ``(B, T)`` of a batch of videos."""
+def video_logits(model: TinyTAM, frames: Tensor, first_mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Track a batch of videos from a first-frame mask.
+
+    Args:
+        frames: ``(B, T, 3, S, S)``. first_mask: ``(B, 1, S, S)`` in {0, 1}.
+
+    Returns:
+        Mask logits ``(B, T, 1, S, S)`` (frame 0 is the prompt as ``20 m - 10``; ``-1024`` where the object is
+        judged absent) and object logits ``(B, T)``.
+    """
     bank = model.new_bank()
     out = model.track_step(frames[:, 0], bank, 0, mask_prompt=first_mask)
-    preds, scores = [out["masks"] > 0], [out["obj_logit"][:, 0]]
+    logits, scores = [out["masks"]], [out["obj_logit"][:, 0]]
     for t in range(1, frames.shape[1]):
         out = model.track_step(frames[:, t], bank, t)
-        preds.append(out["masks"] > 0)
+        logits.append(out["masks"])
         scores.append(out["obj_logit"][:, 0])
-    return torch.stack(preds, 1), torch.stack(scores, 1)
+    return torch.stack(logits, 1), torch.stack(scores, 1)
 
 
 @torch.no_grad()
-def evaluate(model: TinyTAM, videos: VideoBatch, batch: int = 16) -> dict[str, float]:
-    """DAVIS J&F on ``videos`` (one object each), overall and on the videos with a full-occlusion episode."""
+def predict_video(model: TinyTAM, frames: Tensor, first_mask: Tensor, threshold: float = 0.0) -> tuple[Tensor, Tensor]:
+    """Masks ``(B, T, 1, S, S)`` (bool, ``logit > threshold``; SAM 2 uses 0) and object logits ``(B, T)``."""
+    logits, scores = video_logits(model, frames, first_mask)
+    return logits > threshold, scores
+
+
+@torch.no_grad()
+def _track_set(model: TinyTAM, videos: VideoBatch, batch: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Ground truths ``(T, S, S)`` bool and mask logits ``(T, S, S)`` float, one pair per video."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    gts, preds = [], []
+    gts, logits = [], []
     for i in range(0, videos.frames.shape[0], batch):
         frames = videos.frames[i : i + batch].to(device)
         masks = videos.masks[i : i + batch].to(device)
-        p, _ = predict_video(model, frames, masks[:, 0])
-        preds += [x[:, 0].cpu().numpy() for x in p]
+        lg, _ = video_logits(model, frames, masks[:, 0])
+        logits += [x[:, 0].float().cpu().numpy() for x in lg]
         gts += [x[:, 0].cpu().numpy() > 0.5 for x in masks]
     model.train(was_training)
+    return gts, logits
+
+
+def evaluate(model: TinyTAM, videos: VideoBatch, batch: int = 16, threshold: float = 0.0) -> dict[str, float]:
+    """DAVIS J&F on ``videos`` (one object each), overall and on the videos with a full-occlusion episode.
+
+    Args:
+        threshold: mask-logit threshold of the binarised prediction (SAM 2: 0). Tracking itself does not
+            depend on it: memories are built from the logits.
+    """
+    gts, logits = _track_set(model, videos, batch)
+    preds = [lg > threshold for lg in logits]
     res = evaluate_vos(gts, preds)
     occ = [i for i, o in enumerate(videos.occluded.tolist()) if o]
     occ_res = evaluate_vos([gts[i] for i in occ], [preds[i] for i in occ]) if occ else {"JF": float("nan")}
     res["JF_occluded"] = occ_res["JF"]
     res["n_videos"], res["n_occluded"] = float(len(gts)), float(len(occ))
     return res
+
+
+def calibrate_threshold(
+    model: TinyTAM,
+    videos: VideoBatch,
+    thresholds: tuple[float, ...] = (-3.0, -2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0),
+    batch: int = 16,
+) -> tuple[float, float]:
+    """The mask-logit threshold with the best J&F on held-out ``videos`` (a diagnostic, not SAM 2's protocol).
+
+    Focal-loss training leaves young models under-confident: their logits can rank object pixels well while
+    staying below 0. Calibrating on a validation set (never on the evaluation set) separates "has not
+    learned the mask" from "has not yet calibrated it".
+
+    Returns:
+        ``(threshold, J&F at it)``; ties go to the threshold closest to 0.
+    """
+    if not thresholds:
+        raise ValueError("thresholds: expected at least one threshold")
+    gts, logits = _track_set(model, videos, batch)
+    scored = [(evaluate_vos(gts, [lg > t for lg in logits])["JF"], -abs(t), t) for t in thresholds]
+    best = max(scored)
+    return best[2], best[0]
 
 
 def as_numpy_masks(x: Tensor) -> np.ndarray:

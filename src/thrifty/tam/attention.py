@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from thrifty.core.nn import attention
-from thrifty.tam.rope import apply_axial_rope, axial_rope_cos_sin, frame_rope_table
+from thrifty.tam.rope import apply_axial_rope, cached_rope_table
 
 CrossMode = Literal["full", "pooled"]
 AttnImpl = Literal["sdpa", "naive"]
@@ -97,10 +97,9 @@ class RoPEAttention(nn.Module):
     def _table(
         self, grid: tuple[int, int], n_nope: int, ref: Tensor, scale: float = 1.0, offset: float = 0.0
     ) -> tuple[Tensor, Tensor]:
-        cos, sin = axial_rope_cos_sin(
-            ref.shape[-1], grid[0], grid[1], self.theta, device=ref.device, scale=scale, offset=offset
+        return cached_rope_table(
+            ref.shape[-1], tuple(grid), n_nope, self.theta, float(scale), float(offset), ref.device, torch.float32
         )
-        return frame_rope_table(cos, sin, n_nope)
 
     def forward(
         self, q: Tensor, k: Tensor, v: Tensor, q_grid: tuple[int, int], layout: MemoryLayout | None = None

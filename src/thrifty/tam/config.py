@@ -74,6 +74,9 @@ class TamConfig(Config):
         model: the base tracker; each variant overrides ``memory`` (and the latents for C').
         steps: optimisation steps per variant. batch: clips per step. clip_len: frames per training clip.
         lr: AdamW peak LR (cosine). eval_videos / eval_len: the fixed evaluation set.
+        calib_videos: held-out validation videos (never the evaluation set) on which each variant's mask
+            threshold is calibrated for the ``JF_calibrated`` diagnostic; 0 skips it. Claims use SAM 2's
+            threshold 0.
         kd_weight_enc, kd_weight_mem: EdgeTAM distillation MSE weights [recon] (unpublished; 1 each).
         p_occlude: probability of a full-occlusion episode in a video.
         variants: which variants to run (A must precede C+KD, its teacher).
@@ -86,6 +89,7 @@ class TamConfig(Config):
             "batch": 2,
             "eval_videos": 2,
             "eval_len": 3,
+            "calib_videos": 2,
             "timing_s": 0.005,
             "model": TamModelConfig(
                 image_size=32,
@@ -109,12 +113,13 @@ class TamConfig(Config):
         },
     }
     model: TamModelConfig = field(default_factory=lambda: TamModelConfig(image_size=32, n_global=4, patch_grid=(2, 2)))
-    steps: int = 200
+    steps: int = 400
     batch: int = 8
     clip_len: int = 3
     lr: float = 2e-3
     eval_videos: int = 32
     eval_len: int = 16
+    calib_videos: int = 16
     p_occlude: float = 0.3
     kd_weight_enc: float = 1.0
     kd_weight_mem: float = 1.0
@@ -126,6 +131,7 @@ class TamConfig(Config):
         self.require(self.batch > 0, "batch", "a positive integer")
         self.require(self.clip_len >= 2 and self.eval_len >= 3, "clip_len", ">= 2 (and eval_len >= 3)")
         self.require(self.eval_videos > 0, "eval_videos", "a positive integer")
+        self.require(self.calib_videos >= 0, "calib_videos", "a non-negative integer")
         self.require(0.0 <= self.p_occlude <= 1.0, "p_occlude", "a probability")
         known = ("A", "B", "C", "C'", "C+KD", "D")
         self.require(all(v in known for v in self.variants), "variants", f"names from {known}")

@@ -12,13 +12,14 @@ from thrifty.core.bench import time_fn
 from thrifty.core.plots import bar_plot, line_plot
 from thrifty.core.runs import Claim, Results, RunContext
 from thrifty.core.train import TrainConfig, train
-from thrifty.tam.algorithm import evaluate, unroll_clip
+from thrifty.tam.algorithm import calibrate_threshold, evaluate, unroll_clip
 from thrifty.tam.config import TamConfig, TamModelConfig
 from thrifty.tam.data import VideoBatch, video_batch
 from thrifty.tam.flops import memory_attention_flops
 from thrifty.tam.model import TinyTAM
 
 EVAL_SEED = 10_000_000  # the evaluation set is fixed, whatever the run seed
+CALIB_SEED = 20_000_000  # held-out videos for the threshold-calibration diagnostic
 BYTES_PER_VALUE = 4  # float32 memories
 
 
@@ -167,13 +168,26 @@ def run_experiment(cfg: TamConfig, ctx: RunContext) -> Results:
         "full bank (1 conditioning + 6 recent frames + pointers). KD weights are an assumption [recon]."
     )
     extra = {"eval_videos": cfg.eval_videos, "eval_occluded": variants[cfg.variants[0]]["n_occluded"]}
+    extra.update(_calibrated_differences(variants))
     return Results(variants=variants, headline=headline, checks=checks, extra=extra, notes=notes)
 
 
+def _calibrated_differences(v: dict[str, dict[str, float]]) -> dict[str, float]:
+    """The J&F comparisons again at val-calibrated thresholds: a diagnostic beside the claims, not a claim."""
+    pairs = {"C-A": ("C", "A"), "B-A": ("B", "A"), "C-C'": ("C", "C'"), "C+KD-C": ("C+KD", "C")}
+    return {
+        f"calibrated_jf_diff_{key}": v[x]["JF_calibrated"] - v[y]["JF_calibrated"]
+        for key, (x, y) in pairs.items()
+        if "JF_calibrated" in v.get(x, {}) and "JF_calibrated" in v.get(y, {})
+    }
+
+
 def _train_and_score(cfg: TamConfig, ctx: RunContext) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
-    eval_set: VideoBatch = video_batch(
-        [EVAL_SEED + i for i in range(cfg.eval_videos)], cfg.eval_len, cfg.model.image_size, cfg.p_occlude
-    )
+    size = cfg.model.image_size
+    eval_set = video_batch([EVAL_SEED + i for i in range(cfg.eval_videos)], cfg.eval_len, size, cfg.p_occlude)
+    calib_set = None
+    if cfg.calib_videos:
+        calib_set = video_batch([CALIB_SEED + i for i in range(cfg.calib_videos)], cfg.eval_len, size, cfg.p_occlude)
     models: dict[str, TinyTAM] = {}
     variants: dict[str, dict[str, float]] = {}
     curves = {}
@@ -182,9 +196,18 @@ def _train_and_score(cfg: TamConfig, ctx: RunContext) -> tuple[dict[str, dict[st
         model, result = train_variant(name, cfg, ctx, teacher)
         models[name] = model
         scores = evaluate(model, eval_set)
+        if calib_set is not None:
+            scores.update(_calibrated_scores(model, calib_set, eval_set))
         variants[name] = {**scores, "final_loss": result.final_loss, "train_s": result.elapsed_s}
         curves[name] = (list(range(len(result.losses))), result.losses)
         ctx.log(f"eval/{name}", cfg.steps, **{k: float(x) for k, x in scores.items()})
     for name, cost in measure_costs(models, cfg, ctx).items():
         variants[name].update(cost)
     return variants, curves
+
+
+def _calibrated_scores(model: TinyTAM, calib_set: VideoBatch, eval_set: VideoBatch) -> dict[str, float]:
+    """J&F on the evaluation set at the mask threshold that is best on the held-out calibration set."""
+    threshold, _ = calibrate_threshold(model, calib_set)
+    scores = evaluate(model, eval_set, threshold=threshold)
+    return {"threshold": threshold, "JF_calibrated": scores["JF"], "JF_occluded_calibrated": scores["JF_occluded"]}

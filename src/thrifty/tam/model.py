@@ -11,7 +11,7 @@ from thrifty.tam.decoder import MaskDecoder, PromptEncoder
 from thrifty.tam.encoder import ConvEncoder, ViTEncoder
 from thrifty.tam.memory import MemoryBank, MemoryEncoder
 from thrifty.tam.perceiver import SpatialPerceiver
-from thrifty.tam.rope import sine_pe_2d
+from thrifty.tam.rope import cached_sine_pe_2d
 
 
 class TinyTAM(nn.Module):
@@ -80,7 +80,7 @@ class TinyTAM(nn.Module):
         if self.memory_attention is None or len(bank) == 0:
             return feat + self.no_mem_embed.view(1, -1, 1, 1)
         mem = bank.gather(frame_idx, self.tpos)
-        pos = sine_pe_2d(c, h, w, device=feat.device, dtype=feat.dtype).flatten(1).t().expand(b, -1, -1)
+        pos = cached_sine_pe_2d(c, h, w, feat.device, feat.dtype).flatten(1).t().expand(b, -1, -1)
         out = self.memory_attention(feat.flatten(2).transpose(1, 2), pos, self.grid, mem.tokens, mem.pos, mem.layout)
         return out.transpose(1, 2).reshape(b, c, h, w)
 
@@ -88,7 +88,7 @@ class TinyTAM(nn.Module):
         """Memory tokens and positions ``(B, N, Cm)`` to store (compressed by the perceiver for EdgeTAM)."""
         mem = self.memory_encoder(feat, mask_logits, obj_logit)
         b, cm, h, w = mem.shape
-        pos = sine_pe_2d(cm, h, w, device=mem.device, dtype=mem.dtype).expand(b, -1, -1, -1)
+        pos = cached_sine_pe_2d(cm, h, w, mem.device, mem.dtype).expand(b, -1, -1, -1)
         if self.perceiver is not None:
             return self.perceiver(mem, pos)
         return mem.flatten(2).transpose(1, 2), pos.flatten(2).transpose(1, 2)

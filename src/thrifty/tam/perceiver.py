@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from thrifty.core.nn import attention
-from thrifty.tam.rope import sine_pe_2d
+from thrifty.tam.rope import cached_sine_pe_2d
 
 
 def _feed_forward(dim: int, mult: int) -> nn.Sequential:
@@ -138,7 +138,7 @@ class SpatialPerceiver(nn.Module):
             positions.append(torch.zeros_like(g))
         if self.n_patch:
             tokens.append(self._patch_branch(x))
-            grid_pe = sine_pe_2d(c, *self.patch_grid, device=x.device, dtype=x.dtype)
+            grid_pe = cached_sine_pe_2d(c, *self.patch_grid, x.device, x.dtype)
             positions.append(grid_pe.flatten(1).transpose(0, 1).expand(b, -1, -1))
         return torch.cat(tokens, dim=1), torch.cat(positions, dim=1)
 
