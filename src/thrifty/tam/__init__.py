@@ -13,6 +13,8 @@ from thrifty.tam.algorithm import (
     evaluate,
     predict_video,
     sam2_loss,
+    score_tracks,
+    track_videos,
     unroll_clip,
     video_logits,
 )
@@ -57,7 +59,9 @@ __all__ = [
     "run_bench",
     "run_experiment",
     "sam2_loss",
+    "score_tracks",
     "sine_pe_2d",
+    "track_videos",
     "unroll_clip",
     "video_batch",
     "video_logits",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -137,9 +139,19 @@ def predict_video(model: TinyTAM, frames: Tensor, first_mask: Tensor, threshold:
     return logits > threshold, scores
 
 
+@dataclass
+class TrackedVideos:
+    """One tracking pass over a set of videos: per video ``gts`` ``(T, S, S)`` bool and mask ``logits``
+    ``(T, S, S)`` float, and which videos hold a full-occlusion episode."""
+
+    gts: list[np.ndarray]
+    logits: list[np.ndarray]
+    occluded: list[bool]
+
+
 @torch.no_grad()
-def _track_set(model: TinyTAM, videos: VideoBatch, batch: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Ground truths ``(T, S, S)`` bool and mask logits ``(T, S, S)`` float, one pair per video."""
+def track_videos(model: TinyTAM, videos: VideoBatch, batch: int = 16) -> TrackedVideos:
+    """Track every video of ``videos`` from its first-frame mask (``batch`` videos at a time, eval mode)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -151,7 +163,18 @@ def _track_set(model: TinyTAM, videos: VideoBatch, batch: int) -> tuple[list[np.
         logits += [x[:, 0].float().cpu().numpy() for x in lg]
         gts += [x[:, 0].cpu().numpy() > 0.5 for x in masks]
     model.train(was_training)
-    return gts, logits
+    return TrackedVideos(gts, logits, [bool(o) for o in videos.occluded.tolist()])
+
+
+def score_tracks(tracks: TrackedVideos, threshold: float = 0.0) -> dict[str, float]:
+    """DAVIS J&F of tracked videos binarised at ``threshold``, overall and on the occluded videos."""
+    preds = [lg > threshold for lg in tracks.logits]
+    res = evaluate_vos(tracks.gts, preds)
+    occ = [i for i, o in enumerate(tracks.occluded) if o]
+    occ_res = evaluate_vos([tracks.gts[i] for i in occ], [preds[i] for i in occ]) if occ else {"JF": float("nan")}
+    res["JF_occluded"] = occ_res["JF"]
+    res["n_videos"], res["n_occluded"] = float(len(tracks.gts)), float(len(occ))
+    return res
 
 
 def evaluate(model: TinyTAM, videos: VideoBatch, batch: int = 16, threshold: float = 0.0) -> dict[str, float]:
@@ -161,14 +184,7 @@ def evaluate(model: TinyTAM, videos: VideoBatch, batch: int = 16, threshold: flo
         threshold: mask-logit threshold of the binarised prediction (SAM 2: 0). Tracking itself does not
             depend on it: memories are built from the logits.
     """
-    gts, logits = _track_set(model, videos, batch)
-    preds = [lg > threshold for lg in logits]
-    res = evaluate_vos(gts, preds)
-    occ = [i for i, o in enumerate(videos.occluded.tolist()) if o]
-    occ_res = evaluate_vos([gts[i] for i in occ], [preds[i] for i in occ]) if occ else {"JF": float("nan")}
-    res["JF_occluded"] = occ_res["JF"]
-    res["n_videos"], res["n_occluded"] = float(len(gts)), float(len(occ))
-    return res
+    return score_tracks(track_videos(model, videos, batch), threshold)
 
 
 def calibrate_threshold(
@@ -188,8 +204,8 @@ def calibrate_threshold(
     """
     if not thresholds:
         raise ValueError("thresholds: expected at least one threshold")
-    gts, logits = _track_set(model, videos, batch)
-    scored = [(evaluate_vos(gts, [lg > t for lg in logits])["JF"], -abs(t), t) for t in thresholds]
+    tracks = track_videos(model, videos, batch)
+    scored = [(evaluate_vos(tracks.gts, [lg > t for lg in tracks.logits])["JF"], -abs(t), t) for t in thresholds]
     best = max(scored)
     return best[2], best[0]
 

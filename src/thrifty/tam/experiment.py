@@ -12,7 +12,7 @@ from thrifty.core.bench import time_fn
 from thrifty.core.plots import bar_plot, line_plot
 from thrifty.core.runs import Claim, Results, RunContext
 from thrifty.core.train import TrainConfig, train
-from thrifty.tam.algorithm import calibrate_threshold, evaluate, unroll_clip
+from thrifty.tam.algorithm import TrackedVideos, calibrate_threshold, score_tracks, track_videos, unroll_clip
 from thrifty.tam.config import TamConfig, TamModelConfig
 from thrifty.tam.data import VideoBatch, video_batch
 from thrifty.tam.flops import memory_attention_flops
@@ -195,9 +195,10 @@ def _train_and_score(cfg: TamConfig, ctx: RunContext) -> tuple[dict[str, dict[st
         teacher = models.get("A") if name == "C+KD" else None
         model, result = train_variant(name, cfg, ctx, teacher)
         models[name] = model
-        scores = evaluate(model, eval_set)
+        tracks = track_videos(model, eval_set)  # one tracking pass, scored at each threshold
+        scores = score_tracks(tracks)
         if calib_set is not None:
-            scores.update(_calibrated_scores(model, calib_set, eval_set))
+            scores.update(_calibrated_scores(model, calib_set, tracks))
         variants[name] = {**scores, "final_loss": result.final_loss, "train_s": result.elapsed_s}
         curves[name] = (list(range(len(result.losses))), result.losses)
         ctx.log(f"eval/{name}", cfg.steps, **{k: float(x) for k, x in scores.items()})
@@ -206,8 +207,8 @@ def _train_and_score(cfg: TamConfig, ctx: RunContext) -> tuple[dict[str, dict[st
     return variants, curves
 
 
-def _calibrated_scores(model: TinyTAM, calib_set: VideoBatch, eval_set: VideoBatch) -> dict[str, float]:
+def _calibrated_scores(model: TinyTAM, calib_set: VideoBatch, eval_tracks: TrackedVideos) -> dict[str, float]:
     """J&F on the evaluation set at the mask threshold that is best on the held-out calibration set."""
     threshold, _ = calibrate_threshold(model, calib_set)
-    scores = evaluate(model, eval_set, threshold=threshold)
+    scores = score_tracks(eval_tracks, threshold)
     return {"threshold": threshold, "JF_calibrated": scores["JF"], "JF_occluded_calibrated": scores["JF_occluded"]}
