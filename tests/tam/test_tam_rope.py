@@ -75,3 +75,22 @@ def test_scaled_grid_places_patch_latents_at_window_centres() -> None:
     assert cos[3, 0].item() == pytest.approx(math.cos(5.5))
     assert sin[3, 2].item() == pytest.approx(math.sin(5.5))
     assert sin[0, 0].item() == pytest.approx(math.sin(1.5))
+
+
+def test_memoised_tables_made_under_inference_mode_still_train() -> None:
+    """A table first built inside ``torch.inference_mode()`` (e.g. a streaming session) must not break a
+    later backward pass that reuses it from the cache."""
+    from thrifty.tam.attention import RoPEAttention
+    from thrifty.tam.rope import cached_rope_table, cached_sine_pe_2d
+
+    cached_rope_table.cache_clear()
+    cached_sine_pe_2d.cache_clear()
+    attn = RoPEAttention(8, heads=1)
+    x = torch.randn(1, 9, 8)
+    with torch.inference_mode():
+        attn(x, x, x, (3, 3))
+        cached_sine_pe_2d(8, 3, 3, torch.device("cpu"), torch.float32)
+    y = torch.randn(1, 9, 8, requires_grad=True)
+    pe = cached_sine_pe_2d(8, 3, 3, torch.device("cpu"), torch.float32)
+    (attn(y, y, y, (3, 3)).sum() + (y * pe.flatten(1).t()).sum()).backward()
+    assert y.grad is not None and torch.isfinite(y.grad).all()

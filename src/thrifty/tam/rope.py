@@ -138,16 +138,20 @@ def cached_rope_table(
 ) -> tuple[Tensor, Tensor]:
     """:func:`axial_rope_cos_sin` + :func:`frame_rope_table`, memoised per shape and device.
 
-    The tables are rebuilt in float64 otherwise on every attention call (about 15% of a training step at
-    32 px). The returned tensors are shared between callers: treat them as read-only.
+    Otherwise every attention call rebuilds the tables in float64. The returned tensors are shared between
+    callers: treat them as read-only. They are built outside inference mode, so a table first made under
+    ``torch.inference_mode()`` can still be saved for backward by later training.
     """
-    cos, sin = axial_rope_cos_sin(
-        head_dim, grid[0], grid[1], theta, device=device, dtype=dtype, scale=scale, offset=offset
-    )
-    return frame_rope_table(cos, sin, n_nope_head)
+    with torch.inference_mode(False):
+        cos, sin = axial_rope_cos_sin(
+            head_dim, grid[0], grid[1], theta, device=device, dtype=dtype, scale=scale, offset=offset
+        )
+        return frame_rope_table(cos, sin, n_nope_head)
 
 
 @functools.lru_cache(maxsize=64)
 def cached_sine_pe_2d(channels: int, h: int, w: int, device: torch.device, dtype: torch.dtype) -> Tensor:
-    """:func:`sine_pe_2d` memoised per shape and device; the returned tensor is shared: treat it as read-only."""
-    return sine_pe_2d(channels, h, w, device=device, dtype=dtype)
+    """:func:`sine_pe_2d` memoised per shape and device (built outside inference mode); the returned tensor is
+    shared: treat it as read-only."""
+    with torch.inference_mode(False):
+        return sine_pe_2d(channels, h, w, device=device, dtype=dtype)
