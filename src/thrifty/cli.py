@@ -1,4 +1,4 @@
-"""The ``thrifty`` command line: ``list``, ``reproduce``, ``bench`` and ``report``.
+"""The ``thrifty`` command line: ``list``, ``config``, ``reproduce``, ``bench`` and ``report``.
 
 Built from the method registry; bad input is a one-line error naming the argument, exit code 2.
 """
@@ -15,13 +15,16 @@ from typing import Any, NoReturn
 
 import torch
 
+import thrifty
 from thrifty.core.bench import BenchContext, format_table, write_bench_json
-from thrifty.core.config import ConfigError
+from thrifty.core.config import ConfigError, describe_fields
 from thrifty.core.registry import Method, UnknownMethodError, get_method, list_methods
 from thrifty.core.report import find_records, write_report
 from thrifty.core.runs import new_run_root, run_method
 
 EXIT_USAGE = 2
+EXIT_FAILED = 1
+MAX_SEED = 2**32 - 1  # numpy's legacy seeding and many samplers take 32-bit seeds
 
 
 class UsageError(Exception):
@@ -35,8 +38,12 @@ class _Parser(argparse.ArgumentParser):
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="thrifty", description="Efficient-AI papers, reproduced on a laptop CPU.")
+    parser.add_argument("--version", action="version", version=f"thrifty {thrifty.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub.add_parser("list", help="list the registered methods")
+    cfg = sub.add_parser("config", help="every config field of a method: type, default and per-preset value")
+    cfg.add_argument("method", metavar="METHOD")
+    cfg.add_argument("--preset", default=None, help="show only this preset's values")
 
     rep = sub.add_parser("reproduce", help="run methods' reproductions and write a report")
     rep.add_argument("methods", nargs="*", metavar="METHOD")
@@ -51,7 +58,8 @@ def _build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="FIELD=VALUE",
-        help="override a config field (JSON value), e.g. --set steps=50; repeatable",
+        help="override a config field (JSON value), e.g. --set dpo_steps=50, or one method's field with "
+        "--set METHOD.FIELD=VALUE; repeatable (`thrifty config METHOD` lists the fields)",
     )
 
     ben = sub.add_parser("bench", help="speed/memory rows of methods against their peers")
@@ -76,6 +84,9 @@ def _resolve_methods(names: list[str], use_all: bool) -> list[Method]:
     if not names:
         valid = ", ".join(m.name for m in list_methods())
         raise UsageError(f"METHOD: expected one or more of: {valid} (or --all)")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise UsageError(f"METHOD: {', '.join(repeated)} given more than once")
     try:
         return [get_method(n) for n in names]
     except UnknownMethodError as exc:
@@ -103,24 +114,40 @@ def _check_writable_dir(path: Path, flag: str) -> None:
         raise UsageError(f"{flag}: directory {path} is not writable")
 
 
-def _parse_overrides(items: list[str]) -> dict[str, Any]:
-    overrides = {}
+def _parse_overrides(items: list[str], methods: list[Method]) -> dict[str, dict[str, Any]]:
+    """``--set`` items as overrides per method: ``FIELD=V`` applies to every method, ``METHOD.FIELD=V`` to one."""
+    names = [m.name for m in methods]
+    common: dict[str, Any] = {}
+    specific: dict[str, dict[str, Any]] = {n: {} for n in names}
     for item in items:
-        if "=" not in item:
-            raise UsageError(f"--set: expected FIELD=VALUE, got {item!r}")
-        key, raw = item.split("=", 1)
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--set: expected FIELD=VALUE or METHOD.FIELD=VALUE, got {item!r}")
         try:
-            overrides[key] = json.loads(raw)
+            value = json.loads(raw)
         except json.JSONDecodeError:
-            overrides[key] = raw
-    return overrides
+            value = raw  # a bare word is a string; the config's type check rejects it where a number is due
+        prefix, dot, field = key.partition(".")
+        if dot:
+            if prefix not in specific:
+                raise UsageError(f"--set: {key!r} names {prefix!r}, which is not being run; expected one of {names}")
+            specific[prefix][field] = value
+        else:
+            common[key] = value
+    return {n: {**common, **specific[n]} for n in names}
 
 
 def _apply_threads(threads: int | None) -> None:
     if threads is not None:
-        if threads <= 0:
-            raise UsageError(f"--threads: expected a positive integer, got {threads}")
+        cores = os.cpu_count() or 1
+        if not 1 <= threads <= cores:
+            raise UsageError(f"--threads: expected an integer from 1 to {cores} (this machine's cores), got {threads}")
         torch.set_num_threads(threads)
+
+
+def _check_seed(seed: int) -> None:
+    if not 0 <= seed <= MAX_SEED:
+        raise UsageError(f"--seed: expected an integer from 0 to {MAX_SEED}, got {seed}")
 
 
 def cmd_list(_: argparse.Namespace) -> int:
@@ -140,38 +167,43 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
                 f"expected one of: {', '.join(method.presets)}"
             )
     device = _resolve_device(args.device)
+    _check_seed(args.seed)
     _apply_threads(args.threads)
-    overrides = _parse_overrides(args.set)
+    overrides = _parse_overrides(args.set, methods)
     try:  # validate overrides before any work starts
         for method in methods:
-            method.config_cls.from_preset(args.preset, **overrides)
+            method.config_cls.from_preset(args.preset, **overrides[method.name])
     except ConfigError as exc:
         raise UsageError(f"--set: {exc}") from None
     out_root = Path(args.out)
     _check_writable_dir(out_root, "--out")
     run_root = new_run_root(out_root)
     outcomes = []
-    for method in methods:
-        print(f"[thrifty] {method.name}: reproducing ({args.preset}) ...", flush=True)
-        outcome = run_method(
-            method,
-            preset=args.preset,
-            seed=args.seed,
-            device=device,
-            run_root=run_root,
-            threads=args.threads,
-            overrides=overrides,
-        )
-        outcomes.append(outcome)
-        status = (
-            "FAILED: " + str(outcome.error)
-            if not outcome.ok
-            else (f"claim holds: {'yes' if outcome.results and outcome.results['claim_holds'] else 'no'}")
-        )
-        print(f"[thrifty] {method.name}: {status}", flush=True)
-    report = write_report(find_records(run_root), run_root)
-    print(f"[thrifty] report: {report}")
-    return 1 if any(not o.ok for o in outcomes) else 0
+    try:
+        for method in methods:
+            print(f"[thrifty] {method.name}: reproducing ({args.preset}) ...", flush=True)
+            outcome = run_method(
+                method,
+                preset=args.preset,
+                seed=args.seed,
+                device=device,
+                run_root=run_root,
+                threads=args.threads,
+                overrides=overrides[method.name],
+            )
+            outcomes.append(outcome)
+            print(f"[thrifty] {method.name}: {_status(outcome)}", flush=True)
+    finally:  # an interrupt still leaves the report of what finished (and the cut method's error.json)
+        if any(p.is_dir() for p in run_root.iterdir()):
+            report = write_report(find_records(run_root), run_root)
+            print(f"[thrifty] report: {report}", flush=True)
+    return EXIT_FAILED if any(not o.ok for o in outcomes) else 0
+
+
+def _status(outcome: Any) -> str:
+    if not outcome.ok:
+        return "FAILED: " + str(outcome.error)
+    return f"claim holds: {'yes' if outcome.results and outcome.results['claim_holds'] else 'no'}"
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -179,6 +211,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     device = _resolve_device(args.device)
     _apply_threads(args.threads)
     if args.json:
+        if Path(args.json).is_dir():
+            raise UsageError(f"--json: expected a file path, got the directory {args.json}")
         _check_writable_dir(Path(args.json).resolve().parent, "--json")
     _check_writable_dir(Path(args.out), "--out")
     bench_root = new_run_root(Path(args.out) / "bench")
@@ -201,16 +235,45 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    for run_dir in args.run_dirs:
+    found = []
+    for run_dir in args.run_dirs:  # every directory checked before anything is written
         try:
-            records = find_records(Path(run_dir))
+            found.append((Path(run_dir), find_records(Path(run_dir))))
         except FileNotFoundError as exc:
             raise UsageError(f"RUN_DIR: {exc}") from None
-        print(write_report(records, Path(run_dir)))
+        if not os.access(run_dir, os.W_OK | os.X_OK):
+            raise UsageError(f"RUN_DIR: {run_dir} is not writable (report.md is written into it)")
+    bad = 0
+    for run_dir, records in found:
+        for rec in records:
+            if rec.problem:
+                bad += 1
+                print(f"thrifty: bad record: {rec.problem}", file=sys.stderr)
+        print(write_report(records, run_dir))
+    return EXIT_FAILED if bad else 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    try:
+        method = get_method(args.method)
+    except UnknownMethodError as exc:
+        raise UsageError(f"METHOD: {exc}") from None
+    presets = list(method.presets)
+    if args.preset is not None:
+        if args.preset not in presets:
+            raise UsageError(f"--preset: {args.preset!r} is not a preset of {method.name}; expected one of: {presets}")
+        presets = [args.preset]
+    print(format_table(describe_fields(method.config_cls, presets)))
     return 0
 
 
-COMMANDS = {"list": cmd_list, "reproduce": cmd_reproduce, "bench": cmd_bench, "report": cmd_report}
+COMMANDS = {
+    "list": cmd_list,
+    "config": cmd_config,
+    "reproduce": cmd_reproduce,
+    "bench": cmd_bench,
+    "report": cmd_report,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -224,6 +287,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("thrifty: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a full disk or a directory that turned read-only mid-run: one line, not a traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"thrifty: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ class MethodRecord:
     run_dir: Path
     results: dict[str, Any] | None
     error: str | None
+    problem: str | None = None  # the record on disk is unreadable or malformed (one line)
 
 
 def find_records(run_root: Path) -> list[MethodRecord]:
@@ -38,11 +40,64 @@ def _is_method_dir(path: Path) -> bool:
 
 
 def _read_record(method_dir: Path) -> MethodRecord:
-    if (method_dir / "results.json").exists():
-        results = json.loads((method_dir / "results.json").read_text())
-        return MethodRecord(results.get("method", method_dir.name), method_dir, results, None)
-    error = json.loads((method_dir / "error.json").read_text())
-    return MethodRecord(error.get("method", method_dir.name), method_dir, None, error.get("error", "unknown"))
+    """The record in ``method_dir``; a malformed file becomes a record with a one-line ``problem``."""
+    is_results = (method_dir / "results.json").exists()
+    path = method_dir / ("results.json" if is_results else "error.json")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return _bad_record(method_dir, f"{path}: unreadable ({type(exc).__name__}: {exc})")
+    if not isinstance(data, dict):
+        return _bad_record(method_dir, f"{path}: expected a JSON object, got {type(data).__name__}")
+    name = data.get("method") if isinstance(data.get("method"), str) else method_dir.name
+    if not is_results:
+        return MethodRecord(name, method_dir, None, str(data.get("error", "unknown error")))
+    problem = results_problem(data)
+    if problem is not None:
+        return _bad_record(method_dir, f"{path}: {problem}", name)
+    return MethodRecord(name, method_dir, data, None)
+
+
+def _bad_record(method_dir: Path, problem: str, name: str | None = None) -> MethodRecord:
+    return MethodRecord(name or method_dir.name, method_dir, None, problem, problem=problem)
+
+
+_CLAIM_KEYS = {"name": str, "metric": str, "direction": str, "holds": bool}
+
+
+def _claim_problem(claim: Any, where: str) -> str | None:
+    if not isinstance(claim, dict):
+        return f"{where}: expected an object"
+    for key, kind in _CLAIM_KEYS.items():
+        if not isinstance(claim.get(key), kind):
+            return f"{where}.{key}: expected {kind.__name__}, got {claim.get(key)!r}"
+    for key in ("value", "target"):
+        if claim.get(key) is not None and (isinstance(claim[key], bool) or not isinstance(claim[key], (int, float))):
+            return f"{where}.{key}: expected a number or null, got {claim[key]!r}"
+    return None
+
+
+def results_problem(results: dict[str, Any]) -> str | None:
+    """Why ``results`` (a parsed results.json) cannot be reported, or ``None`` when it is well-formed."""
+    kinds = {"method": str, "paper": str, "claim": str, "preset": str, "variants": dict, "headline": dict}
+    kinds |= {"claim_holds": bool, "env": dict}
+    for key, kind in kinds.items():
+        if not isinstance(results.get(key), kind):
+            return f"{key}: expected {kind.__name__}, got {results.get(key)!r}"[:200]
+    if isinstance(results.get("elapsed_s"), bool) or not isinstance(results.get("elapsed_s"), (int, float)):
+        return f"elapsed_s: expected a number, got {results.get('elapsed_s')!r}"
+    if not all(isinstance(v, dict) for v in results["variants"].values()):
+        return "variants: expected an object of objects"
+    checks = results.get("checks", [])
+    if not isinstance(checks, list):
+        return f"checks: expected a list, got {type(checks).__name__}"
+    for where, claim in [("headline", results["headline"])] + [(f"checks[{i}]", c) for i, c in enumerate(checks)]:
+        problem = _claim_problem(claim, where)
+        if problem:
+            return problem
+    if not isinstance(results.get("plots", []), list) or not isinstance(results.get("notes") or "", str):
+        return "plots/notes: expected a list of file names and a string"
+    return None
 
 
 def _fmt(value: Any) -> str:
@@ -60,7 +115,8 @@ def summary_rows(records: list[MethodRecord]) -> list[list[str]]:
     rows = []
     for rec in records:
         if rec.results is None:
-            rows.append([rec.name, "(failed)", f"error: {rec.error}", "", "", "FAILED", "", ""])
+            kind = "(bad record)" if rec.problem else "(failed)"
+            rows.append([rec.name, kind, f"error: {rec.error}", "", "", "FAILED", "", ""])
             continue
         h = rec.results["headline"]
         claims = [h, *rec.results.get("checks", [])]
@@ -130,9 +186,7 @@ def render_markdown(records: list[MethodRecord], base: Path) -> str:
             "",
             res["claim"],
             "",
-            f"Preset `{res['preset']}`, seed {res['seed']}, {res['elapsed_s']:.0f} s on "
-            f"{res['env'].get('cpu', '?')} ({res['env'].get('threads', '?')} threads, "
-            f"torch {res['env'].get('torch', '?')}, {res['env'].get('device', '?')}).",
+            _env_line(res),
             "",
         ]
         parts += [_md_table(*claims_table(res)), "", _md_table(*variants_table(res["variants"])), ""]
@@ -142,18 +196,27 @@ def render_markdown(records: list[MethodRecord], base: Path) -> str:
     return "\n".join(parts)
 
 
+def _env_line(res: dict[str, Any]) -> str:
+    env = res["env"]
+    return (
+        f"Preset `{res['preset']}`, seed {res.get('seed')}, {res['elapsed_s']:.0f} s on {env.get('cpu', '?')} "
+        f"({env.get('threads', '?')} threads, torch {env.get('torch', '?')}, {env.get('device', '?')})."
+    )
+
+
 def render_html(records: list[MethodRecord], base: Path) -> str:
     """A self-contained HTML page with the same tables and the plots."""
 
     def table(header: list[str], rows: list[list[str]]) -> str:
         head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
         body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
-        return f"<table><tr>{head}</tr>{body}</table>"
+        return f"<div class='scroll'><table><tr>{head}</tr>{body}</table></div>"
 
     out = [
         "<!doctype html><meta charset='utf-8'><title>thrifty report</title>",
         "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:3px 6px}img{max-width:100%}</style>",
+        "td,th{border:1px solid #ccc;padding:3px 6px}img{max-width:100%}.scroll{overflow-x:auto}"
+        "pre{white-space:pre-wrap}</style>",
         "<h1>thrifty reproduction report</h1>",
         table(SUMMARY_HEADER, summary_rows(records)),
     ]
@@ -162,14 +225,28 @@ def render_html(records: list[MethodRecord], base: Path) -> str:
         if rec.results is None:
             out.append(f"<p>Failed: <code>{html.escape(str(rec.error))}</code></p>")
             continue
+        res = rec.results
         out += [
-            f"<p>{html.escape(rec.results['claim'])}</p>",
-            table(*claims_table(rec.results)),
+            f"<p><em>{html.escape(res['paper'])}</em></p>",
+            f"<p>{html.escape(res['claim'])}</p>",
+            f"<p>{html.escape(_env_line(res))}</p>",
+            table(*claims_table(res)),
             "<br>",
-            table(*variants_table(rec.results["variants"])),
+            table(*variants_table(res["variants"])),
         ]
-        out += [f"<img src='{html.escape(_rel(rec.run_dir / p, base))}'>" for p in rec.results.get("plots", [])]
+        if res.get("notes"):
+            out.append(f"<pre>{html.escape(res['notes'])}</pre>")
+        out += [_embedded_image(rec.run_dir / p) for p in res.get("plots", [])]
     return "\n".join(out) + "\n"
+
+
+def _embedded_image(path: Path) -> str:
+    """An <img> carrying the PNG itself (data URI), so the page is self-contained; a missing file is named."""
+    try:
+        data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    except OSError:
+        return f"<p>(plot {html.escape(Path(path).name)} is missing)</p>"
+    return f"<img alt='{html.escape(Path(path).name)}' src='data:image/png;base64,{data}'>"
 
 
 def _rel(path: Path, base: Path) -> str:

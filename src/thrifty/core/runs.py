@@ -193,6 +193,12 @@ def run_method(
         payload = results_payload(
             method, results, preset=preset, seed=seed, ctx=ctx, elapsed_s=time.perf_counter() - start
         )
+    except KeyboardInterrupt:  # leave a marker, so a cut run is never mistaken for one still going
+        write_json_atomic(
+            run_dir / "error.json",
+            {"method": method.name, "error": "interrupted", "elapsed_s": time.perf_counter() - start},
+        )
+        raise
     except Exception as exc:  # one failing method must not stop --all
         log.exception("method %s failed", method.name)
         error = f"{type(exc).__name__}: {exc}"
