@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -276,8 +277,30 @@ COMMANDS = {
 }
 
 
+# Third-party notices that are not the user's business: logger levels and warning filters.
+QUIET_LOGGERS = {
+    "torchao": logging.ERROR,  # "Failed to load ..._C_*.so", "Detected no triton"
+    "transformers.integrations.hub_kernels": logging.ERROR,  # "`mamba_inner_fn` is falling back to ..."
+    "torch.utils._pytree": logging.ERROR,  # torchao's Enum register_constant deprecation
+}
+QUIET_WARNINGS: tuple[dict[str, Any], ...] = (
+    {"category": FutureWarning, "module": r"executorch(\.|$)"},
+    {"message": r".*[Ff]ailed to load.*", "module": r"torchao(\.|$)"},
+    {"message": r".*fast path is not available.*"},
+)
+
+
+def quiet_third_party() -> None:
+    """Silence torchao's "Failed to load" lines, ExecuTorch's FutureWarnings and the Mamba fallback notice."""
+    for name, level in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(level)
+    for spec in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", **spec)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    quiet_third_party()
     try:
         args = _build_parser().parse_args(argv)
         return COMMANDS[args.command](args)

@@ -176,3 +176,37 @@ def test_os_error_is_one_line(toy_method: Method, tmp_path: Path, monkeypatch: p
     monkeypatch.setattr(cli, "run_method", full_disk)
     assert main(["reproduce", "toy", "--preset", "smoke", "--out", str(tmp_path)]) == 1
     assert "No space left on device" in _error_line(capsys)
+
+
+def test_logged_run_prints_progress_off_a_terminal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from thrifty.core.runs import RunContext
+
+    ctx = RunContext(tmp_path)
+    assert list(ctx.progress(range(20), desc="train")) == list(range(20))
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 10 and lines[0].startswith("[thrifty]   train: 10% (2/20)") and "100% (20/20)" in lines[-1]
+
+
+def test_heartbeat_off_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    import time
+
+    from thrifty.core.runs import heartbeat
+
+    with heartbeat("toy", every_s=0.05):
+        time.sleep(0.3)
+    out = capsys.readouterr().out
+    assert out.count("[thrifty] toy: still running") >= 2
+
+
+def test_third_party_notices_are_silenced(recwarn: pytest.WarningsRecorder) -> None:
+    import logging
+    import warnings
+
+    from thrifty.cli import quiet_third_party
+
+    with warnings.catch_warnings():
+        quiet_third_party()
+        assert logging.getLogger("torchao").level == logging.ERROR
+        warnings.warn_explicit("old api", FutureWarning, "x.py", 1, module="executorch.exir.program")
+        warnings.warn_explicit("user's business", FutureWarning, "x.py", 1, module="mycode")
+    assert [str(w.message) for w in recwarn] == ["user's business"]

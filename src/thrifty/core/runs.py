@@ -13,9 +13,11 @@ Layout of one ``thrifty reproduce`` invocation::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Iterable, Iterator
@@ -107,9 +109,11 @@ class RunContext:
 
     def progress(self, iterable: Iterable[T], desc: str = "", total: int | None = None) -> Iterator[T]:
         """A tqdm progress bar (on stderr) that stays silent when stdout is not a terminal."""
-        from tqdm.auto import tqdm
+        if sys.stdout.isatty():
+            from tqdm.auto import tqdm
 
-        return iter(tqdm(iterable, desc=desc, total=total, disable=not sys.stdout.isatty(), leave=False))
+            return iter(tqdm(iterable, desc=desc, total=total, leave=False))
+        return _logged_progress(iterable, desc, total)
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A CPU generator seeded with ``seed + offset`` (one per independent random stream)."""
@@ -165,6 +169,49 @@ class RunOutcome:
         return self.error is None
 
 
+def _logged_progress(iterable: Iterable[T], desc: str, total: int | None, every_s: float = 30.0) -> Iterator[T]:
+    """Off a terminal (``make reproduce | tee log``): one line per 10% of ``total`` or per ``every_s`` seconds."""
+    if total is None and hasattr(iterable, "__len__"):
+        total = len(iterable)  # type: ignore[arg-type]
+    start = last = time.perf_counter()
+    next_frac = 0.1
+    for i, item in enumerate(iterable, 1):
+        yield item
+        now = time.perf_counter()
+        frac = i / total if total else 0.0
+        if frac >= next_frac or now - last >= every_s:
+            shown = f"{100 * frac:.0f}% ({i}/{total})" if total else f"{i} done"
+            print(f"[thrifty]   {desc}: {shown}, {now - start:.0f} s", flush=True)
+            last = now
+            while total and next_frac <= frac:
+                next_frac += 0.1
+
+
+@contextlib.contextmanager
+def heartbeat(label: str, every_s: float = 30.0) -> Iterator[None]:
+    """Print ``label: still running`` every ``every_s`` seconds while the block runs, when stdout is not a TTY.
+
+    Methods whose loops do not go through :meth:`RunContext.progress` still show a logged run is alive.
+    """
+    if sys.stdout.isatty():
+        yield
+        return
+    stop = threading.Event()
+    start = time.perf_counter()
+
+    def beat() -> None:
+        while not stop.wait(every_s):
+            print(f"[thrifty] {label}: still running, {time.perf_counter() - start:.0f} s", flush=True)
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def run_method(
     method: Method,
     *,
@@ -189,7 +236,8 @@ def run_method(
     torch.set_num_threads(ctx.threads)
     start = time.perf_counter()
     try:
-        results = method.reproduce(config, ctx)
+        with heartbeat(method.name):
+            results = method.reproduce(config, ctx)
         payload = results_payload(
             method, results, preset=preset, seed=seed, ctx=ctx, elapsed_s=time.perf_counter() - start
         )
