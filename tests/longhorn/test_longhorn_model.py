@@ -99,3 +99,36 @@ def test_bad_input_shapes_raise() -> None:
         LonghornMixer(8)(torch.zeros(1, 3, 5))
     with pytest.raises(ValueError, match="idx: expected"):
         _lm()(torch.zeros(3, dtype=torch.long))
+
+
+def test_token_ids_outside_the_vocabulary_raise() -> None:
+    model = LonghornLM(10, d_model=16, n_layers=1, d_state=4)  # embedding padded to 16 rows
+    with pytest.raises(ValueError, match="idx: expected token ids in \\[0, 10\\), got \\[0, 12\\]"):
+        model(torch.tensor([[0, 12]]))
+    with pytest.raises(ValueError, match="idx: expected token ids"):
+        model(torch.tensor([[-1, 2]]))
+    with pytest.raises(ValueError, match="token: expected token ids"):
+        model.step(torch.tensor([10]), model.allocate_caches(1))
+    with pytest.raises(ValueError, match="idx: expected integer token ids"):
+        model(torch.zeros(1, 2))
+
+
+@pytest.mark.parametrize(
+    ("prompt", "new", "message"),
+    [
+        (torch.zeros(1, 0, dtype=torch.long), 2, "idx: expected a non-empty"),
+        (torch.zeros(1, 2, dtype=torch.long), -1, "max_new_tokens: expected an int >= 0"),
+    ],
+)
+def test_generate_rejects_empty_prompts_and_negative_lengths(prompt: torch.Tensor, new: int, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        _lm().generate(prompt, new)
+
+
+def test_left_padding_mask_equals_the_unpadded_sequence() -> None:
+    model = _lm()
+    idx = torch.randint(0, 37, (1, 7), generator=torch.Generator().manual_seed(5))
+    padded = torch.cat([torch.full((1, 3), 4), idx], 1)
+    mask = torch.tensor([[0, 0, 0] + [1] * 7])
+    torch.testing.assert_close(model(padded, mask=mask)[:, 3:], model(idx))
+    assert not torch.allclose(model(padded)[:, 3:], model(idx))

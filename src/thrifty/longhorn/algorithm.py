@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -10,29 +11,57 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from thrifty.longhorn.baselines import GLALM, HFMambaLM, count_params, matched_mlp_hidden, transformer_lm
+from thrifty.longhorn.baselines import (
+    GLALM,
+    HFMambaLM,
+    ShortConvTransformerLM,
+    count_params,
+    matched_mlp_hidden,
+    transformer_lm,
+)
+from thrifty.longhorn.mamba import MambaLM
 from thrifty.longhorn.model import LonghornLM
 from thrifty.longhorn.mqar import IGNORE_INDEX
 
+ZOO_MODELS: tuple[str, ...] = (
+    "longhorn",
+    "longhorn_exact",
+    "mamba",
+    "mamba_hf",
+    "gla",
+    "transformer",
+    "transformer_conv",
+)
 
-def build_model(name: str, vocab: int, d_model: int, ssm_layers: int, d_state: int) -> nn.Module:
-    """One model of the zoo. SSMs get ``ssm_layers`` layers and no MLP; GLA and the RoPE Transformer get
-    ``ssm_layers // 2`` blocks whose MLP width is solved to match Longhorn's parameter count."""
+
+def build_model(
+    name: str, vocab: int, d_model: int, ssm_layers: int, d_state: int, init_scheme: str = "mamba_ssm"
+) -> nn.Module:
+    """One model of the zoo. SSMs get ``ssm_layers`` layers and no MLP; GLA and the (short-conv) RoPE
+    Transformer get ``ssm_layers // 2`` blocks whose MLP width is solved to match Longhorn's parameter count.
+
+    ``mamba`` is the fast :class:`MambaLM`; ``mamba_hf`` is transformers' ``MambaForCausalLM`` with its own
+    initialisation (the oracle). ``init_scheme`` (``"mamba_ssm"`` or ``"transformers"``) applies to Longhorn
+    and ``mamba``.
+    """
     if name in ("longhorn", "longhorn_exact"):
         mode = "exact" if name == "longhorn_exact" else "recurrent"
-        return LonghornLM(vocab, d_model, ssm_layers, d_state=d_state, scan_mode=mode)
+        return LonghornLM(vocab, d_model, ssm_layers, init_scheme=init_scheme, d_state=d_state, scan_mode=mode)
     if name == "mamba":
+        return MambaLM(vocab, d_model, ssm_layers, d_state, init_scheme=init_scheme)
+    if name == "mamba_hf":
         return HFMambaLM(vocab, d_model, ssm_layers, d_state)
     target = count_params(LonghornLM(vocab, d_model, ssm_layers, d_state=d_state))
     blocks = ssm_layers // 2
     heads = 4 if d_model % 4 == 0 and d_model >= 32 else 2
-    if name == "gla":
-        hidden = matched_mlp_hidden(target, lambda h: GLALM(vocab, d_model, blocks, h))
-        return GLALM(vocab, d_model, blocks, hidden)
-    if name == "transformer":
-        hidden = matched_mlp_hidden(target, lambda h: transformer_lm(vocab, d_model, blocks, h, heads))
-        return transformer_lm(vocab, d_model, blocks, hidden, heads)
-    raise ValueError(f"name: expected longhorn, longhorn_exact, mamba, gla or transformer, got {name!r}")
+    builders: dict[str, Callable[[int], nn.Module]] = {
+        "gla": lambda h: GLALM(vocab, d_model, blocks, h),
+        "transformer": lambda h: transformer_lm(vocab, d_model, blocks, h, heads),
+        "transformer_conv": lambda h: ShortConvTransformerLM(vocab, d_model, blocks, h, heads),
+    }
+    if name not in builders:
+        raise ValueError(f"name: expected one of {ZOO_MODELS}, got {name!r}")
+    return builders[name](matched_mlp_hidden(target, builders[name]))
 
 
 def build_zoo(
@@ -44,12 +73,13 @@ def build_zoo(
     *,
     seed: int,
     device: torch.device,
+    init_scheme: str = "mamba_ssm",
 ) -> dict[str, nn.Module]:
     """Every model, each initialised from ``seed`` (so a model's init does not depend on the others)."""
     zoo = {}
     for name in names:
         torch.manual_seed(seed)
-        zoo[name] = build_model(name, vocab, d_model, ssm_layers, d_state).to(device)
+        zoo[name] = build_model(name, vocab, d_model, ssm_layers, d_state, init_scheme).to(device)
     return zoo
 
 
@@ -97,8 +127,10 @@ def decoder_for(model: nn.Module) -> tuple[Callable[[Tensor], object], Callable[
             return caches
 
         return prefill, lambda token, caches: model.step(token, caches)  # type: ignore[arg-type]
+    if isinstance(model, MambaLM):  # decode through transformers' cache on the same weights
+        model = HFMambaLM(model.vocab_size, model.d_model, model.n_layers, model.d_state, model=model.to_transformers())
     if isinstance(model, HFMambaLM):
-        return (lambda idx: model.prefill(idx)[1]), model.step
+        return (lambda idx: model.prefill(idx)[1]), model.step  # type: ignore[union-attr]
 
     def prefill_kv(idx: Tensor) -> object:  # the core Transformer: chunked prefill into KV caches
         caches = model.new_caches()  # type: ignore[operator]
@@ -147,3 +179,30 @@ def decode_ms_per_token(
         times.append(time.perf_counter() - start)
     torch.set_num_threads(threads)
     return 1e3 * statistics.median(times[warmup:])  # the first steps pay one-off allocation costs
+
+
+def paired_interval(diffs: list[float], confidence: float = 0.95) -> dict[str, float]:
+    """Mean of paired differences with a two-sided Student-t interval (infinite half-width for one pair).
+
+    Returns:
+        ``{"mean", "low", "high", "n"}``; a tie is an interval that contains 0.
+    """
+    if not diffs:
+        raise ValueError("diffs: expected at least one paired difference")
+    mean = statistics.fmean(diffs)
+    if len(diffs) < 2:
+        half = math.inf
+    else:
+        from scipy.stats import t
+
+        half = float(t.ppf(0.5 + confidence / 2, len(diffs) - 1)) * statistics.stdev(diffs) / math.sqrt(len(diffs))
+    return {"mean": mean, "low": mean - half, "high": mean + half, "n": float(len(diffs))}
+
+
+def verdict(interval: dict[str, float]) -> str:
+    """``"lower"``, ``"higher"`` or ``"tie"`` (the interval contains 0) for an interval of A - B."""
+    if interval["high"] < 0:
+        return "lower"
+    if interval["low"] > 0:
+        return "higher"
+    return "tie"

@@ -122,24 +122,24 @@ class GLALM(nn.Module):
 
 
 class HFMambaLM(nn.Module):
-    """transformers' ``MambaForCausalLM`` (pure-torch CPU path, ``use_mambapy=False``): ``idx -> logits``."""
+    """transformers' ``MambaForCausalLM`` (pure-torch CPU path, ``use_mambapy=False``): ``idx -> logits``.
 
-    def __init__(self, vocab_size: int, d_model: int, n_layers: int, d_state: int, expand: int = 2) -> None:
+    The equivalence oracle of :class:`thrifty.longhorn.mamba.MambaLM` and its decoder (HF cache). Built with
+    transformers' own initialisation, or around ``model`` (e.g. ``MambaLM.to_transformers()``).
+    """
+
+    def __init__(
+        self, vocab_size: int, d_model: int, n_layers: int, d_state: int, *, model: nn.Module | None = None
+    ) -> None:
         super().__init__()
-        from transformers import MambaConfig, MambaForCausalLM
+        if model is None:
+            from transformers import MambaForCausalLM
 
-        config = MambaConfig(
-            vocab_size=vocab_size,
-            hidden_size=d_model,
-            state_size=d_state,
-            num_hidden_layers=n_layers,
-            expand=expand,
-            conv_kernel=4,
-            use_mambapy=False,
-            tie_word_embeddings=True,
-            use_cache=False,
-        )
-        self.model = MambaForCausalLM(config)
+            from thrifty.longhorn.mamba import MambaLM
+
+            shape = MambaLM(vocab_size, d_model, n_layers, d_state)  # only its MambaConfig is used
+            model = MambaForCausalLM(shape.transformers_config())
+        self.model = model
         self.vocab_size = vocab_size
 
     def forward(self, idx: Tensor) -> Tensor:
@@ -156,6 +156,26 @@ class HFMambaLM(nn.Module):
         """One decode step on the HF cache: ``token (B,) -> logits (B, V)``."""
         out = self.model(input_ids=token.unsqueeze(1), cache_params=cache, use_cache=True)
         return out.logits[:, -1]
+
+
+class ShortConvTransformerLM(nn.Module):
+    """The core RoPE Transformer with a residual causal depthwise short conv before each block (Zoology's
+    attention baseline pairs attention with a short conv). ``forward(idx (B, T)) -> logits (B, T, V)``."""
+
+    def __init__(
+        self, vocab_size: int, d_model: int, n_layers: int, mlp_hidden: int, n_heads: int = 4, kernel: int = 3
+    ) -> None:
+        super().__init__()
+        self.lm = transformer_lm(vocab_size, d_model, n_layers, mlp_hidden, n_heads)
+        self.convs = nn.ModuleList(nn.Conv1d(d_model, d_model, kernel, groups=d_model) for _ in range(n_layers))
+        self.kernel = kernel
+
+    def forward(self, idx: Tensor) -> Tensor:
+        h = self.lm.embed(idx)
+        for conv, block in zip(self.convs, self.lm.blocks, strict=True):
+            h = h + conv(F.pad(h.transpose(1, 2), (self.kernel - 1, 0))).transpose(1, 2)
+            h = block(h)
+        return self.lm.head(self.lm.norm(h))
 
 
 def transformer_lm(vocab_size: int, d_model: int, n_layers: int, mlp_hidden: int, n_heads: int = 4) -> TransformerLM:

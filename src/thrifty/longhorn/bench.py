@@ -1,5 +1,5 @@
-"""``thrifty bench longhorn``: one Longhorn layer vs transformers' Mamba layer, the fast scan vs the
-sequential reference, and decode ms/token against context length."""
+"""``thrifty bench longhorn``: one Longhorn layer vs transformers' Mamba layer and the fast Mamba layer, the
+fast scan vs the sequential reference, and decode ms/token against context length."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch
 
 from thrifty.core.bench import BenchContext, peak_memory_mb, time_fn
 from thrifty.longhorn.algorithm import build_model, decode_ms_per_token
+from thrifty.longhorn.mamba import MambaMixer as FastMambaMixer
 from thrifty.longhorn.model import LonghornMixer
 from thrifty.longhorn.ops import longhorn_scan
 
@@ -22,10 +23,13 @@ def _layer_rows(ctx: BenchContext, batch: int, length: int, d_model: int, d_stat
     longhorn = LonghornMixer(d_model, d_state=d_state).to(ctx.device)
     mamba_cfg = MambaConfig(hidden_size=d_model, state_size=d_state, expand=2, num_hidden_layers=1, use_mambapy=False)
     mamba = MambaMixer(mamba_cfg, layer_idx=0).to(ctx.device)
+    fast_mamba = FastMambaMixer(d_model, d_state).to(ctx.device)
+    fast_mamba.load_state_dict(mamba.state_dict())  # same names, same weights: the equivalence-tested peer
     h = torch.randn(batch, length, d_model, device=ctx.device)
     case = f"layer fwd+bwd B{batch} L{length} d{d_model} N{d_state}"
     rows = []
-    for name, layer in (("mamba (transformers)", mamba), ("longhorn", longhorn)):
+    layers = (("mamba (transformers)", mamba), ("mamba (thrifty fast)", fast_mamba), ("longhorn", longhorn))
+    for name, layer in layers:
 
         def run(layer: torch.nn.Module = layer) -> None:
             layer(h).sum().backward()
@@ -42,7 +46,8 @@ def _layer_rows(ctx: BenchContext, batch: int, length: int, d_model: int, d_stat
                 "params": params,
             }
         )
-    rows[1]["speedup"] = rows[0]["median_ms"] / rows[1]["median_ms"]
+    for row in rows[1:]:
+        row["speedup"] = rows[0]["median_ms"] / row["median_ms"]
     rows[1]["target"] = ">= 2x"
     return rows
 

@@ -5,7 +5,8 @@ Importing this module registers ``model_type="thrifty_longhorn"``, so after ``im
     model = AutoModelForCausalLM.from_pretrained(path)          # offline, safetensors
     model.generate(input_ids, max_new_tokens=20, do_sample=False)
 
-``generate`` re-runs the prefix each step (no HF cache object); for O(E*N)-per-token decoding use
+``generate`` re-runs the prefix each step (no HF cache object) and honours ``attention_mask`` for left-padded
+batches (padding is an identity step of the recurrence); for O(E*N)-per-token decoding use
 :meth:`thrifty.longhorn.LonghornLM.generate` on ``model.model``.
 """
 
@@ -49,6 +50,18 @@ class LonghornHFConfig(PretrainedConfig):
         super().__init__(tie_word_embeddings=tie_word_embeddings, **kwargs)
 
 
+def check_left_padding(attention_mask: Tensor, shape: tuple[int, ...]) -> None:
+    """Raise ``ValueError`` unless ``attention_mask`` is a 0/1 ``shape`` mask of left padding (rows 0...01...1)."""
+    if tuple(attention_mask.shape) != tuple(shape):
+        raise ValueError(f"attention_mask: expected shape {tuple(shape)}, got {tuple(attention_mask.shape)}")
+    if not bool(((attention_mask == 0) | (attention_mask == 1)).all()):
+        raise ValueError("attention_mask: expected only 0 and 1 values")
+    if attention_mask.shape[1] > 1 and not bool((attention_mask[:, 1:] >= attention_mask[:, :-1]).all()):
+        raise ValueError("attention_mask: expected left padding only (no 0 after a 1 in a row)")
+    if not bool(attention_mask[:, -1].all()):
+        raise ValueError("attention_mask: expected every row to end with a real token (a row is all padding)")
+
+
 class LonghornForCausalLM(PreTrainedModel, GenerationMixin):
     """A :class:`LonghornLM` behind the ``PreTrainedModel`` API (save/load/generate)."""
 
@@ -88,22 +101,35 @@ class LonghornForCausalLM(PreTrainedModel, GenerationMixin):
         input_ids: Tensor,
         attention_mask: Tensor | None = None,
         labels: Tensor | None = None,
+        output_hidden_states: bool | None = None,
         **kwargs: Any,
     ) -> CausalLMOutput:
         """``input_ids (B, T)`` -> logits ``(B, T, V)``; ``labels`` are shifted inside (HF convention).
 
-        ``attention_mask`` must be all ones (left padding is not supported by the recurrence).
+        ``attention_mask (B, T)`` may mark left padding (zeros before the tokens of a row): padded positions
+        are identity steps of the recurrence, so each row's logits equal those of its unpadded prompt (and
+        ``generate`` on a left-padded batch decodes each row as if alone). Any other pattern (a zero after
+        a one) raises ``ValueError``, as do ``output_hidden_states=True`` and an empty ``input_ids``.
         """
-        if attention_mask is not None and not bool(attention_mask.all()):
-            raise ValueError("attention_mask: expected all ones (padding is not supported)")
-        logits = self.model(input_ids)
+        if input_ids.dim() != 2 or input_ids.shape[1] == 0:
+            raise ValueError(f"input_ids: expected (B, T) with T >= 1, got shape {tuple(input_ids.shape)}")
+        self.model.check_ids(input_ids, "input_ids")
+        if output_hidden_states or (output_hidden_states is None and self.config.output_hidden_states):
+            raise ValueError("output_hidden_states: not supported by LonghornForCausalLM (pass False)")
+        mask = None
+        if attention_mask is not None:
+            check_left_padding(attention_mask, input_ids.shape)
+            mask = None if bool(attention_mask.all()) else attention_mask
+        logits = self.model(input_ids, mask=mask)
         loss = None
         if labels is not None:
             loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(), ignore_index=-100)
         return CausalLMOutput(loss=loss, logits=logits)
 
-    def prepare_inputs_for_generation(self, input_ids: Tensor, **kwargs: Any) -> dict[str, Any]:
-        return {"input_ids": input_ids}
+    def prepare_inputs_for_generation(
+        self, input_ids: Tensor, attention_mask: Tensor | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        return {"input_ids": input_ids, "attention_mask": attention_mask}
 
     @classmethod
     def from_lm(cls, lm: LonghornLM, config: LonghornHFConfig) -> LonghornForCausalLM:

@@ -10,7 +10,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from thrifty.core.nn import RMSNorm
-from thrifty.longhorn.ops import SCAN_MODES, longhorn_exact_scan, longhorn_scan, longhorn_step, state_dtype
+from thrifty.longhorn.initialization import check_init_scheme, init_ssm_lm
+from thrifty.longhorn.ops import (
+    SCAN_MODES,
+    causal_depthwise_conv,
+    longhorn_exact_scan,
+    longhorn_scan,
+    longhorn_step,
+    state_dtype,
+)
 
 
 @dataclass
@@ -89,32 +97,30 @@ class LonghornMixer(nn.Module):
         dt_low, k, q = torch.split(self.x_proj(x), [self.dt_rank, self.d_state, self.d_state], dim=-1)
         return self.dt_head(dt_low), k, q
 
-    def _depthwise_conv(self, padded: Tensor) -> Tensor:
-        """Causal depthwise conv of ``padded (B, E, L + d_conv - 1)`` -> ``(B, E, L)``.
+    def forward(self, h: Tensor, cache: LonghornCache | None = None, mask: Tensor | None = None) -> Tensor:
+        """``h (B, L, d) -> (B, L, d)``; with ``cache``, continues from it and updates it in place.
 
-        Written as d_conv shifted multiply-adds: on CPU this avoids building a oneDNN primitive for every new
-        sequence length, which dominated short runs.
+        ``mask (B, L)`` (1 = token, 0 = padding) makes every padded position an identity step: its raw conv
+        input, value and key are zeroed, so the state and the conv history pass through unchanged. For left
+        padding this equals running the unpadded sequence; outputs at padded positions are meaningless.
         """
-        length = padded.shape[-1] - self.d_conv + 1
-        weight = self.conv1d.weight.squeeze(1)  # (E, d_conv)
-        out = padded[..., :length] * weight[:, :1]
-        for i in range(1, self.d_conv):
-            out = torch.addcmul(out, padded[..., i : i + length], weight[:, i : i + 1])
-        return out if self.conv1d.bias is None else out + self.conv1d.bias.unsqueeze(-1)
-
-    def forward(self, h: Tensor, cache: LonghornCache | None = None) -> Tensor:
-        """``h (B, L, d) -> (B, L, d)``; with ``cache``, continues from it and updates it in place."""
         if h.dim() != 3 or h.shape[-1] != self.d_model:
             raise ValueError(f"h: expected shape (B, L, {self.d_model}), got {tuple(h.shape)}")
+        keep = None if mask is None else mask.to(h.dtype).unsqueeze(-1)  # (B, L, 1)
         x_raw, z = self.in_proj(h).chunk(2, dim=-1)
+        if keep is not None:
+            x_raw = x_raw * keep
         x_raw = x_raw.transpose(1, 2)  # (B, E, L)
         history = (
             cache.conv_state[..., 1:]
             if cache is not None
             else x_raw.new_zeros(x_raw.shape[0], self.d_inner, self.d_conv - 1)
         )
-        x = F.silu(self._depthwise_conv(torch.cat((history, x_raw), dim=-1))).transpose(1, 2)  # (B, L, E)
-        beta_logit, k, q = self._ssm_inputs(x)
+        padded = torch.cat((history, x_raw), dim=-1)
+        x = F.silu(causal_depthwise_conv(padded, self.conv1d.weight.squeeze(1), self.conv1d.bias)).transpose(1, 2)
+        beta_logit, k, q = self._ssm_inputs(x)  # x (B, L, E)
+        if keep is not None:
+            x, k = x * keep, k * keep
         init = cache.ssm_state if cache is not None else None
         if self.scan_mode == "exact":
             y, final = longhorn_exact_scan(
@@ -162,8 +168,8 @@ class LonghornBlock(nn.Module):
         self.norm = RMSNorm(d_model)
         self.mixer = LonghornMixer(d_model, **mixer_kwargs)  # type: ignore[arg-type]
 
-    def forward(self, h: Tensor, cache: LonghornCache | None = None) -> Tensor:
-        return h + self.mixer(self.norm(h), cache)
+    def forward(self, h: Tensor, cache: LonghornCache | None = None, mask: Tensor | None = None) -> Tensor:
+        return h + self.mixer(self.norm(h), cache, mask)
 
     def step(self, h_t: Tensor, cache: LonghornCache) -> Tensor:
         return h_t + self.mixer.step(self.norm(h_t), cache)
@@ -179,13 +185,25 @@ class LonghornLM(nn.Module):
     """Embedding -> n_layers Longhorn blocks -> RMSNorm -> tied head (vocabulary padded to a multiple of 8).
 
     Args:
-        vocab_size: tokens; logits are returned for exactly these (padding rows are sliced off).
+        vocab_size: tokens; logits are returned for exactly these (padding rows are sliced off); ids outside
+            ``[0, vocab_size)`` raise ``ValueError``.
         d_model, n_layers: width and number of Longhorn blocks.
+        init_scheme: ``"mamba_ssm"`` (the official code's, spec §2.7: zero biases so beta starts at 0.5,
+            N(0, 0.02) embedding, out_proj / sqrt(n_layers)) or ``"transformers"`` (``MambaForCausalLM``'s
+            defaults); see :mod:`thrifty.longhorn.initialization`.
         **mixer_kwargs: forwarded to :class:`LonghornMixer` (d_state, expand, scan_mode, ...).
     """
 
-    def __init__(self, vocab_size: int, d_model: int = 64, n_layers: int = 4, **mixer_kwargs: object) -> None:
+    def __init__(
+        self,
+        vocab_size: int,
+        d_model: int = 64,
+        n_layers: int = 4,
+        init_scheme: str = "mamba_ssm",
+        **mixer_kwargs: object,
+    ) -> None:
         super().__init__()
+        check_init_scheme(init_scheme)
         if vocab_size <= 0 or n_layers <= 0:
             raise ValueError(f"vocab_size/n_layers: expected positive ints, got {vocab_size}, {n_layers}")
         self.vocab_size = vocab_size
@@ -195,34 +213,45 @@ class LonghornLM(nn.Module):
         self.norm = RMSNorm(d_model)
         self.head = nn.Linear(d_model, padded, bias=False)
         self.head.weight = self.embed.weight
-        self._init_weights(n_layers)
-
-    def _init_weights(self, n_layers: int) -> None:
-        """Spec §2.7: zero Linear biases (beta starts at 0.5), N(0, 0.02) embeddings, scaled out_proj."""
-        for module in self.modules():
-            if isinstance(module, nn.Linear) and module.bias is not None:
-                nn.init.zeros_(module.bias)
-        nn.init.normal_(self.embed.weight, std=0.02)
-        for block in self.blocks:
-            nn.init.kaiming_uniform_(block.mixer.out_proj.weight, a=math.sqrt(5))
-            with torch.no_grad():
-                block.mixer.out_proj.weight /= math.sqrt(n_layers)
+        init_ssm_lm(
+            self,
+            embedding=self.embed,
+            out_projs=[b.mixer.out_proj for b in self.blocks],
+            n_layers=n_layers,
+            init_scheme=init_scheme,
+        )
 
     def allocate_caches(self, batch: int) -> list[LonghornCache]:
         dtype = self.embed.weight.dtype
         return [b.mixer.allocate_cache(batch, dtype) for b in self.blocks]
 
-    def forward(self, idx: Tensor, caches: list[LonghornCache] | None = None) -> Tensor:
-        """``idx (B, T)`` -> logits ``(B, T, vocab_size)``; with ``caches``, a prefill that fills them."""
+    def check_ids(self, idx: Tensor, name: str = "idx") -> None:
+        """Raise ``ValueError`` unless ``idx`` holds integer token ids in ``[0, vocab_size)``."""
+        if idx.dtype.is_floating_point or idx.dtype.is_complex or idx.dtype == torch.bool:
+            raise ValueError(f"{name}: expected integer token ids, got dtype {idx.dtype}")
+        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.vocab_size):
+            raise ValueError(
+                f"{name}: expected token ids in [0, {self.vocab_size}), got [{int(idx.min())}, {int(idx.max())}]"
+            )
+
+    def forward(self, idx: Tensor, caches: list[LonghornCache] | None = None, mask: Tensor | None = None) -> Tensor:
+        """``idx (B, T)`` -> logits ``(B, T, vocab_size)``; with ``caches``, a prefill that fills them.
+
+        ``mask (B, T)`` (1 = token, 0 = left padding) is passed to every mixer (see :meth:`LonghornMixer.forward`).
+        """
         if idx.dim() != 2:
             raise ValueError(f"idx: expected (B, T) token ids, got shape {tuple(idx.shape)}")
+        self.check_ids(idx)
+        if mask is not None and mask.shape != idx.shape:
+            raise ValueError(f"mask: expected shape {tuple(idx.shape)}, got {tuple(mask.shape)}")
         h = self.embed(idx)
         for i, block in enumerate(self.blocks):
-            h = block(h, None if caches is None else caches[i])
+            h = block(h, None if caches is None else caches[i], mask)
         return self.head(self.norm(h))[..., : self.vocab_size]
 
     def step(self, token: Tensor, caches: list[LonghornCache]) -> Tensor:
         """One decode step: ``token (B,)`` -> logits ``(B, vocab_size)``."""
+        self.check_ids(token, "token")
         h = self.embed(token)
         for block, cache in zip(self.blocks, caches, strict=True):
             h = block.step(h, cache)
@@ -236,7 +265,16 @@ class LonghornLM(nn.Module):
         temperature: float = 0.0,
         generator: torch.Generator | None = None,
     ) -> Tensor:
-        """Greedy (temperature 0) or sampled continuation via the O(E*N) step: ``(B, T) -> (B, T + n)``."""
+        """Greedy (temperature 0) or sampled continuation via the O(E*N) step: ``(B, T) -> (B, T + n)``.
+
+        Raises ``ValueError`` for an empty prompt (T = 0), a negative ``max_new_tokens`` or ids out of range.
+        """
+        if idx.dim() != 2 or idx.shape[1] == 0:
+            raise ValueError(f"idx: expected a non-empty (B, T) prompt with T >= 1, got shape {tuple(idx.shape)}")
+        if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens: expected an int >= 0, got {max_new_tokens!r}")
+        if temperature < 0:
+            raise ValueError(f"temperature: expected >= 0 (0 = greedy), got {temperature}")
         caches = self.allocate_caches(idx.shape[0])
         logits = self(idx, caches)[:, -1]
         out = [idx]

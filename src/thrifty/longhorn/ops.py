@@ -81,6 +81,20 @@ def check_scan_inputs(
             raise ValueError(f"{name}: expected shape {shape}, got {tuple(value.shape)}")
 
 
+def causal_depthwise_conv(padded: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """Causal depthwise conv of ``padded (B, E, L + K - 1)`` with ``weight (E, K)`` -> ``(B, E, L)``.
+
+    Written as K shifted multiply-adds: on CPU this avoids building a oneDNN primitive for every new sequence
+    length, which dominated short runs. Shared by the Longhorn and Mamba mixers.
+    """
+    kernel = weight.shape[-1]
+    length = padded.shape[-1] - kernel + 1
+    out = padded[..., :length] * weight[:, :1]
+    for i in range(1, kernel):
+        out = torch.addcmul(out, padded[..., i : i + length], weight[:, i : i + 1])
+    return out if bias is None else out + bias.unsqueeze(-1)
+
+
 def decay_and_input(eps: Tensor, x: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
     """Per-step decay ``a = 1 - eps (x) k^2`` and input ``b = (eps * x) (x) k``, both ``(..., E, N)``."""
     a = 1.0 - eps.unsqueeze(-1) * k.pow(2).unsqueeze(-2)
