@@ -179,10 +179,12 @@ def test_os_error_is_one_line(toy_method: Method, tmp_path: Path, monkeypatch: p
 
 
 def test_logged_run_prints_progress_off_a_terminal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from thrifty.core.runs import RunContext
+    from thrifty.core.runs import RunContext, _logged_progress
 
     ctx = RunContext(tmp_path)
     assert list(ctx.progress(range(20), desc="train")) == list(range(20))
+    assert capsys.readouterr().out == ""  # a loop shorter than the 5 s gap between lines prints nothing
+    assert list(_logged_progress(range(20), "train", None, min_gap_s=0.0)) == list(range(20))
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 10 and lines[0].startswith("[thrifty]   train: 10% (2/20)") and "100% (20/20)" in lines[-1]
 

@@ -169,8 +169,13 @@ class RunOutcome:
         return self.error is None
 
 
-def _logged_progress(iterable: Iterable[T], desc: str, total: int | None, every_s: float = 30.0) -> Iterator[T]:
-    """Off a terminal (``make reproduce | tee log``): one line per 10% of ``total`` or per ``every_s`` seconds."""
+def _logged_progress(
+    iterable: Iterable[T], desc: str, total: int | None, every_s: float = 30.0, min_gap_s: float = 5.0
+) -> Iterator[T]:
+    """Off a terminal (``make reproduce | tee log``): a line per 10% of ``total`` or per ``every_s`` seconds.
+
+    Lines are at least ``min_gap_s`` apart, so many short loops (a search's candidates) do not flood the log.
+    """
     if total is None and hasattr(iterable, "__len__"):
         total = len(iterable)  # type: ignore[arg-type]
     start = last = time.perf_counter()
@@ -179,7 +184,7 @@ def _logged_progress(iterable: Iterable[T], desc: str, total: int | None, every_
         yield item
         now = time.perf_counter()
         frac = i / total if total else 0.0
-        if frac >= next_frac or now - last >= every_s:
+        if (frac >= next_frac and now - last >= min_gap_s) or now - last >= every_s:
             shown = f"{100 * frac:.0f}% ({i}/{total})" if total else f"{i} done"
             print(f"[thrifty]   {desc}: {shown}, {now - start:.0f} s", flush=True)
             last = now
