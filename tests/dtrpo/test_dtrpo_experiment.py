@@ -1,4 +1,4 @@
-"""Contract smoke test: the registered method runs its smoke preset and writes a valid results.json."""
+"""Contract smoke test, the task's noisy teacher and graded pairs, intervals and config validation."""
 
 from __future__ import annotations
 
@@ -10,39 +10,90 @@ import torch
 
 from thrifty.core.config import ConfigError
 from thrifty.core.registry import get_method
-from thrifty.core.runs import RESULTS_KEYS, run_method
+from thrifty.core.runs import RESULTS_KEYS, RunContext, run_method
 from thrifty.dtrpo.config import DTRPOConfig
-from thrifty.dtrpo.tasks import EOS, AdditionTask
+from thrifty.dtrpo.experiment import collect_pairs, make_task
+from thrifty.dtrpo.experiment_arms import t_interval
+from thrifty.dtrpo.model import DiffusionLMConfig, MaskedDiffusionLM
+from thrifty.dtrpo.tasks import EOS, MASK, VOCAB_SIZE, AdditionTask
 
 
-def test_smoke_run_writes_results(tmp_path) -> None:
+def test_smoke_run_writes_results(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("THRIFTY_CACHE", str(tmp_path / "cache"))
     outcome = run_method(get_method("dtrpo"), preset="smoke", seed=0, run_root=tmp_path)
     assert outcome.ok, outcome.error
     results = json.loads((outcome.run_dir / "results.json").read_text())
     assert all(key in results for key in RESULTS_KEYS)
-    arms = {"sft_start", "dtrpo_newly", "dtrpo_rb", "vrpo", "mean_field", "exact", "sft"}
-    assert set(results["variants"]) == arms
+    arms = ("dtrpo_rec", "dtrpo_rb", "vrpo", "mean_field", "exact")
+    names = {"sft_start", "sft", *arms, *(f"{a}+rpo" for a in arms)}
+    assert set(results["variants"]) == names
     v = results["variants"]
-    assert v["exact"]["policy_forwards_per_pair"] == 2 * (8 // 4) * 4
-    assert v["dtrpo_newly"]["policy_forwards_per_pair"] == 2
-    assert all(0 <= v[a]["accuracy"] <= 1 for a in arms)
-    assert all(math.isfinite(v[a]["ms_per_update"]) for a in arms - {"sft_start"})
+    assert v["exact"]["policy_forwards_per_pair"] == 2 * (6 // 2) * 2
+    assert v["dtrpo_rec"]["policy_forwards_per_pair"] == 2
+    assert all(len(v[n]["test_accs"]) == 2 for n in names - {"sft_start"})
+    assert v["exact"]["nll_weight"] == 0.0 and v["exact+rpo"]["nll_weight"] == 1.0
+    assert v["sft"]["gain_vs_continued_sft"] == 0.0
+    assert all(math.isfinite(v[n]["ms_per_update"]) for n in names - {"sft_start"})
     assert v["exact"]["logratio_var"] == 0.0  # the recorded order is replayed exactly
     assert results["plots"] == ["dtrpo_arms.png"]
+    assert any(c["name"].startswith("informative:") for c in results["checks"])
     assert results["claim_holds"] == (results["headline"]["holds"] and all(c["holds"] for c in results["checks"]))
 
 
-def test_config_and_task_validation() -> None:
+def test_noisy_teacher_drops_carries_and_reversed_answers() -> None:
+    task = AdditionTask(n_digits=2, resp_len=4, reverse=True)
+    problems = torch.tensor([[75, 48], [12, 34], [99, 1]])
+    assert task.answers(problems).tolist() == [[3, 2, 1, EOS], [6, 4, 0, EOS], [0, 0, 1, EOS]]
+    g = torch.Generator().manual_seed(0)
+    assert torch.equal(task.noisy_answers(problems, 0.0, g), task.answers(problems))
+    # every carry dropped: each digit is the column sum mod 10 and the top digit is 0
+    no_carry = [[(5 + 8) % 10, (7 + 4) % 10, 0, EOS], [6, 4, 0, EOS], [0, 9, 0, EOS]]
+    assert task.noisy_answers(problems, 1.0, g).tolist() == no_carry
+    forward = AdditionTask(n_digits=2, resp_len=4)
+    assert forward.noisy_answers(problems, 1.0, g).tolist() == [[0, 1, 3, EOS], [0, 4, 6, EOS], [0, 9, 0, EOS]]
+    assert task.digit_reward(problems, torch.tensor(no_carry)).tolist() == [2, 4, 2]
+    with pytest.raises(ValueError, match="carry_drop"):
+        task.noisy_answers(problems, 1.5, g)
+    with pytest.raises(ValueError, match="reverse"):
+        AdditionTask(n_digits=2, resp_len=4, zero_pad=False, reverse=True)
+
+
+def test_collect_pairs_ranks_samples_and_keeps_the_orders(tmp_path) -> None:
+    cfg = DTRPOConfig.from_preset("smoke")
+    task = make_task(cfg)
+    torch.manual_seed(0)
+    model = MaskedDiffusionLM(DiffusionLMConfig(VOCAB_SIZE, MASK, dim=16, n_layers=1, n_heads=2))
+    problems = task.problems(12, torch.Generator().manual_seed(0))
+    pairs, info = collect_pairs(model, task, problems, cfg, RunContext(tmp_path))
+    assert 0 < len(pairs) <= 12 * (cfg.samples_per_prompt // 2) and info["n_pairs"] == len(pairs)
+    p = pairs.prompt
+    truth = task.answers(torch.stack((p[:, 0] * 10 + p[:, 1], p[:, 3] * 10 + p[:, 4]), 1))
+    assert ((pairs.chosen == truth).sum(1) > (pairs.rejected == truth).sum(1)).all()
+    assert info["digit_gap"] > 0
+    per_block = cfg.steps_per_block
+    for order in (pairs.chosen_order, pairs.rejected_order):  # each block's steps are a permutation
+        blocks = (
+            order.view(len(pairs), -1, cfg.block) - torch.arange(cfg.resp_len // cfg.block)[None, :, None] * per_block
+        )
+        assert torch.equal(blocks.sort(-1).values, torch.arange(cfg.block).expand_as(blocks))
+
+
+def test_t_interval() -> None:
+    mean, half = t_interval([1.0, 2.0, 3.0])
+    assert mean == 2.0 and math.isclose(half, 4.303 / math.sqrt(3))
+    assert t_interval([0.5])[1] == math.inf
+
+
+def test_config_validation() -> None:
     with pytest.raises(ConfigError, match="block"):
         DTRPOConfig(resp_len=8, block=3)
     with pytest.raises(ConfigError, match="arms"):
         DTRPOConfig(arms=("dpo",))
-    task = AdditionTask(n_digits=2, resp_len=5)
-    problems = torch.tensor([[7, 5], [99, 99]])
-    assert task.prompts(problems).tolist() == [[0, 7, 10, 0, 5, 11], [9, 9, 10, 9, 9, 11]]
-    assert task.answers(problems).tolist() == [[0, 1, 2, EOS, EOS], [1, 9, 8, EOS, EOS]]
-    wrong = task.answers(problems).clone()
-    wrong[1, 2] = 7
-    assert task.verify(problems, wrong).tolist() == [True, False]
-    with pytest.raises(ValueError, match="resp_len"):
-        AdditionTask(n_digits=3, resp_len=3)
+    with pytest.raises(ConfigError, match="arms"):
+        DTRPOConfig(arms=("dtrpo_rec", "sft"))
+    with pytest.raises(ConfigError, match="sweep"):
+        DTRPOConfig(sweep=((0.0, 1e-4),))
+    with pytest.raises(ConfigError, match="n_seeds"):
+        DTRPOConfig(n_seeds=1)
+    with pytest.raises(ConfigError, match="carry_drop"):
+        DTRPOConfig(carry_drop=1.2)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -105,6 +104,7 @@ def _stack_plans(first: MaskPlan, second: MaskPlan) -> MaskPlan:
         torch.cat((first.weights, second.weights)),
         first.layout,
         first.block,
+        first.exclude_id,
     )
 
 
@@ -174,6 +174,12 @@ class DTRPOTrainer:
             scores.append(torch.stack((w, lo_), dim=1))
         self._ref_scores = torch.cat(scores)
 
+    def adopt_reference(self, other: DTRPOTrainer) -> None:
+        """Reuse ``other``'s prepared plans and reference scores (same estimator, reference and mask seed)."""
+        if other._plans is None or other.estimator != self.estimator or other.mask_seed != self.mask_seed:
+            raise ValueError("other: expected a prepared trainer with the same estimator and mask_seed")
+        self._plans, self._ref_scores = other._plans, other._ref_scores
+
     def make_batch(self, pairs: PreferencePairs, index: Tensor, generator: torch.Generator) -> dict[str, Tensor]:
         """The global batch of pairs ``index`` as a dict of tensors (dim 0 = pair), ready to shard."""
         sub = PreferencePairs(
@@ -198,9 +204,9 @@ class DTRPOTrainer:
 
     def loss(self, model: nn.Module, batch: dict[str, Tensor]) -> Tensor:
         """DPO loss of one batch: chosen and rejected scored in one stacked forward."""
-        layout, block = self._layout()
-        plan_w = MaskPlan(batch["w_prompts"], batch["w_states"], batch["w_weights"], layout, block)
-        plan_l = MaskPlan(batch["l_prompts"], batch["l_states"], batch["l_weights"], layout, block)
+        layout, block, exclude = self.estimator.layout, self.estimator.block, self.estimator.mask_id
+        plan_w = MaskPlan(batch["w_prompts"], batch["w_states"], batch["w_weights"], layout, block, exclude)
+        plan_l = MaskPlan(batch["l_prompts"], batch["l_states"], batch["l_weights"], layout, block, exclude)
         prompt2 = torch.cat((batch["prompt"], batch["prompt"]))
         resp2 = torch.cat((batch["chosen"], batch["rejected"]))
         plan2 = _stack_plans(plan_w, plan_l)
@@ -220,9 +226,6 @@ class DTRPOTrainer:
             "pref_acc": float((rho_w > rho_l).float().mean()),
         }
         return loss
-
-    def _layout(self) -> tuple[Any, int]:
-        return self.estimator.layout, self.estimator.block
 
     def train(
         self,

@@ -7,44 +7,48 @@ from typing import Any, ClassVar
 
 from thrifty.core.config import Config
 
-ARMS = ("dtrpo_newly", "dtrpo_rb", "vrpo", "mean_field", "exact", "sft")
+ARMS = ("dtrpo_rec", "dtrpo_rb", "vrpo", "mean_field", "exact", "sft")
 
 
 @dataclass
 class DTRPOConfig(Config):
-    """Tiny block-diffusion LM on addition, then offline preference training arms side by side.
+    """Plateaued SFT start, near-miss graded preference pairs, then every arm x {pure, RPO} x seeds.
 
     Args:
-        n_digits: digits per operand of the addition task (3 in the spec; 2 learns within a CPU budget).
-        resp_len: response length ``L`` (sum digits + EOS padding).
+        n_digits: digits per operand of the addition task.
+        resp_len: response length ``L`` (the reversed, zero-padded sum, then EOS padding).
         block: block size ``Bs``; ``resp_len / block`` blocks.
         steps_per_block: sampler steps ``K`` per block (``Bs / K`` tokens per step).
         dim, n_layers, n_heads: model shape.
-        sft_max_steps: SFT budget; training stops earlier once held-out accuracy reaches ``sft_target_acc``
-            (the spec asks for an imperfect SFT model, around 50-70%).
-        sft_eval_every: SFT steps between accuracy checks on ``n_val`` problems.
-        sft_batch, sft_lr: SFT batch size and constant learning rate.
-        n_pair_prompts, samples_per_prompt, sample_temperature: offline pair collection (low-confidence
-            remasking, recorded orders).
-        dpo_steps, dpo_batch, dpo_lr, beta: the shared budget of every preference arm (and of continued SFT).
-        nll_weight: weight of the NLL term on chosen responses added to every preference arm (RPO-style;
-            0 is plain DPO, which at this scale lowers the chosen likelihood and collapses accuracy).
+        carry_drop: probability that each carry is dropped in the SFT targets (a careless teacher): SFT
+            converges to a model limited by it, and its errors are near misses (one carry, one digit).
+        sft_steps: SFT budget on the noisy targets (constant lr ``sft_lr``, batch ``sft_batch``); the
+            validation accuracy every ``sft_eval_every`` steps is logged to show the plateau.
+        n_val: validation problems (SFT plateau curve and the per-arm sweep selection).
+        n_pair_prompts, samples_per_prompt: offline pairs. Samples use **random remasking** at temperature
+            1, so that the exact-trajectory arm is exact (the schedule term cancels); within each prompt
+            samples are ranked by how many digits are right, and best is paired with worst, second with
+            second-worst, skipping ties (chosen answers may themselves be imperfect).
+        dpo_steps, dpo_batch: the shared budget of every arm (and of continued SFT).
+        sweep: ``(beta, lr)`` grid swept per preference arm and variant on seed 0, selected on validation
+            accuracy; continued SFT sweeps the distinct learning rates.
+        rpo_weight: ``nll_weight`` of the "+RPO" variant of each preference arm (the "pure" one uses 0).
+        n_seeds: training seeds (batch order and masks) per selected configuration; intervals are 95% t.
         elbo_mc: VRPO's Monte-Carlo forwards per ELBO.
         p_mask_prompt: d1 mean-field prompt masking probability.
-        dtrpo_order: ``"random"`` or ``"recorded"`` re-masking for dTRPO's estimators **[recon]**.
-        gold_fallback: pair the gold answer (synthetic left-to-right order) with an incorrect sample when a
-            prompt has no correct sample; only the smoke preset uses it (an untrained model is never right).
-        n_test: held-out problems for the accuracy headline (greedy decoding).
+        n_test: held-out problems for the accuracy headline (greedy low-confidence decoding).
         var_pairs, var_seeds: pairs and mask seeds of the estimator-variance measurement.
-        timing_s: minimum run time of each arm's per-update timing (``torch.utils.benchmark``).
-        arms: which arms to run (subset of ``ARMS``).
+        timing_s, timing_rounds: per-update timing (``torch.utils.benchmark``) run time and round-robin rounds
+            (the spread of the time ratio is over rounds).
+        arms: which arms to run (subset of ``ARMS``); ``dtrpo_rec`` re-masks in the recorded order (compared
+            with exact), ``dtrpo_rb`` is Rao-Blackwellised with random orders (compared with VRPO).
     """
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {
             "dim": 32,
             "n_layers": 1,
-            "sft_max_steps": 4,
+            "sft_steps": 4,
             "sft_eval_every": 2,
             "sft_batch": 16,
             "n_val": 16,
@@ -52,52 +56,55 @@ class DTRPOConfig(Config):
             "samples_per_prompt": 4,
             "dpo_steps": 2,
             "dpo_batch": 4,
+            "sweep": ((0.5, 1e-4),),
+            "n_seeds": 2,
             "elbo_mc": 2,
             "n_test": 16,
-            "gold_fallback": True,
             "var_pairs": 4,
             "var_seeds": 3,
             "timing_s": 0.01,
+            "timing_rounds": 2,
         },
         "quick": {},
         "full": {
-            "sft_max_steps": 6000,
-            "n_pair_prompts": 3000,
-            "dpo_steps": 600,
-            "n_test": 3000,
+            "sft_steps": 6000,
+            "n_pair_prompts": 1500,
+            "dpo_steps": 300,
+            "sweep": ((0.1, 3e-4), (0.5, 3e-4), (0.5, 1e-3), (1.0, 1e-3), (2.0, 3e-3)),
+            "timing_rounds": 5,
+            "n_seeds": 5,
+            "n_test": 2000,
             "var_pairs": 256,
             "var_seeds": 32,
         },
     }
     n_digits: int = 2
-    resp_len: int = 8
-    block: int = 4
-    steps_per_block: int = 4
+    resp_len: int = 6
+    block: int = 2
+    steps_per_block: int = 2
     dim: int = 64
     n_layers: int = 3
     n_heads: int = 4
-    sft_max_steps: int = 2500
-    sft_eval_every: int = 250
-    sft_target_acc: float = 0.5
+    carry_drop: float = 0.6
+    sft_steps: int = 2500
+    sft_eval_every: int = 500
     sft_batch: int = 64
     sft_lr: float = 3e-3
-    n_val: int = 200
-    n_pair_prompts: int = 800
+    n_val: int = 300
+    n_pair_prompts: int = 400
     samples_per_prompt: int = 8
-    sample_temperature: float = 1.0
-    dpo_steps: int = 150
+    dpo_steps: int = 80
     dpo_batch: int = 16
-    dpo_lr: float = 1e-4
-    beta: float = 0.1
-    nll_weight: float = 1.0
-    elbo_mc: int = 8
+    sweep: tuple[tuple[float, float], ...] = ((0.5, 3e-4), (1.0, 1e-3))
+    rpo_weight: float = 1.0
+    n_seeds: int = 3
+    elbo_mc: int = 4
     p_mask_prompt: float = 0.15
-    dtrpo_order: str = "random"
-    gold_fallback: bool = False
     n_test: int = 1000
     var_pairs: int = 64
     var_seeds: int = 16
-    timing_s: float = 0.3
+    timing_s: float = 0.1
+    timing_rounds: int = 3
     arms: tuple[str, ...] = ARMS
 
     def validate(self) -> None:
@@ -111,7 +118,7 @@ class DTRPOConfig(Config):
         self.require(0 < self.steps_per_block <= self.block, "steps_per_block", f"1..block={self.block}")
         self.require(self.dim % self.n_heads == 0, "n_heads", f"a divisor of dim={self.dim}")
         for name in (
-            "sft_max_steps",
+            "sft_steps",
             "sft_eval_every",
             "sft_batch",
             "n_val",
@@ -122,12 +129,19 @@ class DTRPOConfig(Config):
             "n_test",
             "var_pairs",
             "var_seeds",
+            "timing_rounds",
         ):
             self.require(getattr(self, name) > 0, name, "a positive integer")
+        self.require(self.n_seeds >= 2, "n_seeds", "at least 2 (for an interval)")
+        self.require(0 <= self.carry_drop <= 1, "carry_drop", "a probability in [0, 1]")
         self.require(self.samples_per_prompt >= 2, "samples_per_prompt", "at least 2 (to form pairs)")
-        self.require(self.beta > 0, "beta", "a positive float")
+        self.require(
+            len(self.sweep) > 0 and all(len(c) == 2 and c[0] > 0 and c[1] > 0 for c in self.sweep),
+            "sweep",
+            "a non-empty tuple of (beta > 0, lr > 0) pairs",
+        )
         self.require(self.timing_s > 0, "timing_s", "a positive number of seconds")
-        self.require(self.nll_weight >= 0, "nll_weight", "a non-negative float")
+        self.require(self.rpo_weight > 0, "rpo_weight", "a positive float")
         self.require(0 <= self.p_mask_prompt < 1, "p_mask_prompt", "a probability in [0, 1)")
-        self.require(self.dtrpo_order in ("random", "recorded"), "dtrpo_order", "'random' or 'recorded'")
         self.require(len(self.arms) > 0 and set(self.arms) <= set(ARMS), "arms", f"a subset of {ARMS}")
+        self.require("exact" in self.arms and "sft" in self.arms, "arms", "a set containing 'exact' and 'sft'")

@@ -12,7 +12,13 @@ Estimators (spec A4, B3):
 * :class:`DTRPOEstimator`: dTRPO's single-forward estimators, ``"newly"`` (newly unmasked tokens,
   weight K) and ``"rao_blackwell"`` (all masked tokens, weight K c_s / m). **[recon]**: dTRPO's code is
   not public; this is the spec's checked reconstruction (B3).
-* :class:`ExactTrajectoryEstimator`: replays a trajectory step by step, ``N_B * K`` forwards.
+* :class:`ExactTrajectoryEstimator`: replays a trajectory step by step, ``N_B * K`` forwards. It is the
+  exact trajectory log-ratio only for trajectories sampled with **random remasking** at temperature 1,
+  where the position-selection probability ``q`` is the same for every model and cancels; under
+  low-confidence remasking it is the token part only (``q`` depends on the model and does not cancel).
+
+Token log-probabilities are normalised over the vocabulary the sampler draws from, i.e. **excluding
+``[MASK]``** (the sampler never produces it); ``MaskPlan.exclude_id`` names the excluded id.
 
 Shapes: ``B`` batch, ``n`` forwards per response, ``P`` prompt length, ``L`` response length.
 """
@@ -42,6 +48,8 @@ class MaskPlan:
         layout: ``"two_copy"`` (``[c ; x~ ; y]`` with the BD3-LM mask) or ``"canvas"`` (``[c ; x]`` with
             the sampler's block-causal mask).
         block: block size ``Bs``.
+        exclude_id: token id left out of the softmax normalisation (the ``[MASK]`` id, which the sampler
+            never draws); None normalises over the full vocabulary.
     """
 
     prompts: Tensor
@@ -49,6 +57,7 @@ class MaskPlan:
     weights: Tensor
     layout: Layout
     block: int
+    exclude_id: int | None = None
 
     @property
     def n_forwards(self) -> int:
@@ -61,7 +70,9 @@ class MaskPlan:
 
     def select(self, index: Tensor) -> MaskPlan:
         """The plan of the examples ``index`` (``(b,)`` long)."""
-        return MaskPlan(self.prompts[index], self.states[index], self.weights[index], self.layout, self.block)
+        return MaskPlan(
+            self.prompts[index], self.states[index], self.weights[index], self.layout, self.block, self.exclude_id
+        )
 
 
 class LogProbEstimator(Protocol):
@@ -69,6 +80,7 @@ class LogProbEstimator(Protocol):
 
     name: str
     block: int
+    mask_id: int
     layout: ClassVar[Layout]
 
     def plan(
@@ -88,8 +100,18 @@ def _check_pair(prompt: Tensor, resp: Tensor, block: int) -> None:
     _check_layout(prompt.shape[1], resp.shape[1], block)
 
 
+def sampler_log_softmax(logits: Tensor, exclude_id: int | None) -> Tensor:
+    """``log_softmax`` over the last dim with ``exclude_id`` left out (its entry is ``-inf``); ``(..., V)``."""
+    if exclude_id is not None:
+        hide = torch.arange(logits.shape[-1], device=logits.device) == exclude_id
+        logits = logits.masked_fill(hide, float("-inf"))
+    return logits.log_softmax(-1)
+
+
 def score_plan(model: nn.Module, prompt: Tensor, resp: Tensor, plan: MaskPlan) -> Tensor:
     """``sum_{n, i} w[n, i] * log p_model(y_i | prompts[n], states[n])`` per response; ``(B,)``.
+
+    ``p_model`` is normalised without ``plan.exclude_id`` (the sampler's vocabulary).
 
     Args:
         model: a masked-diffusion LM (or a DDP wrapper of one).
@@ -112,7 +134,7 @@ def score_plan(model: nn.Module, prompt: Tensor, resp: Tensor, plan: MaskPlan) -
         canvas = torch.cat((prompts, states), dim=1)
         mask = block_causal_mask(prompts.shape[1], n_r, plan.block, canvas.device)
         logits = model(canvas, attn_mask=mask)[:, prompts.shape[1] :]
-    token_logp = logits.log_softmax(-1).gather(-1, clean[..., None]).squeeze(-1)  # (B*n, L)
+    token_logp = sampler_log_softmax(logits, plan.exclude_id).gather(-1, clean[..., None]).squeeze(-1)  # (B*n, L)
     return (token_logp * plan.weights.reshape(b * n, n_r).to(token_logp.dtype)).reshape(b, -1).sum(1)
 
 
@@ -186,7 +208,8 @@ class ElboEstimator:
         masked = uniform((b, self.n_mc, n_r), generator, resp.device) < p_mask
         states = resp[:, None].expand(b, self.n_mc, n_r).masked_fill(masked, self.mask_id)
         weights = masked / (p_mask * self.n_mc)
-        return MaskPlan(prompt[:, None].expand(b, self.n_mc, -1), states, weights.float(), "two_copy", self.block)
+        prompts = prompt[:, None].expand(b, self.n_mc, -1)
+        return MaskPlan(prompts, states, weights.float(), "two_copy", self.block, self.mask_id)
 
 
 @dataclass
@@ -214,7 +237,8 @@ class MeanFieldEstimator:
         hide = uniform(tuple(prompt.shape), generator, prompt.device) < self.p_mask_prompt
         prompts = prompt.masked_fill(hide, mask_id)[:, None]
         states = torch.full_like(resp, mask_id)[:, None]
-        return MaskPlan(prompts, states, torch.ones(states.shape, device=resp.device), "two_copy", self.block)
+        ones = torch.ones(states.shape, device=resp.device)
+        return MaskPlan(prompts, states, ones, "two_copy", self.block, mask_id)
 
 
 @dataclass
@@ -269,15 +293,23 @@ class DTRPOEstimator:
             c_s = newly.view(b, n_blocks, self.block).sum(-1).repeat_interleave(self.block, dim=1)
             weights = masked * (k_steps * c_s / m.clamp_min(1))
         states = resp.masked_fill(masked, self.mask_id)
-        return MaskPlan(prompt[:, None], states[:, None], weights[:, None].float(), "two_copy", self.block)
+        return MaskPlan(
+            prompt[:, None], states[:, None], weights[:, None].float(), "two_copy", self.block, self.mask_id
+        )
 
 
 @dataclass
 class ExactTrajectoryEstimator:
     """Replay of one unmasking trajectory: ``N_B * K`` canvas forwards, weight 1 on each step's new tokens.
 
-    With a recorded ``order`` this is the exact trajectory log-ratio (the schedule probability ``q``
-    cancels between policy and ref, spec B3-i); without one, a uniformly random order is drawn.
+    **Exact only for random remasking.** With the ``order`` recorded by :func:`~thrifty.dtrpo.sampler.sample`
+    under ``remasking="random"`` at temperature 1, the sampler's trajectory probability is
+    ``prod_s q(S_s) prod_{i in S_s} p(y_i | x^{s-1})`` with ``q(S_s) = 1 / C(m_s, c_s)`` the same for every
+    model, so ``q`` cancels and this estimate *is* ``log pi_theta(tau) / pi_ref(tau)`` (tested by enumeration
+    against the sampler). Under ``"low_confidence"`` remasking ``q`` depends on the model and does not
+    cancel: the estimate is then the token part of the log-ratio only (see
+    :func:`thrifty.dtrpo.reference.sampler_trajectory_logprob` for the full closed form). Without an
+    ``order`` a uniformly random one is drawn.
     """
 
     block: int
@@ -306,7 +338,12 @@ class ExactTrajectoryEstimator:
                 weights.append(((blk[None] == cur) & (local == step)).float())
         n = len(states)
         return MaskPlan(
-            prompt[:, None].expand(b, n, -1), torch.stack(states, 1), torch.stack(weights, 1), "canvas", self.block
+            prompt[:, None].expand(b, n, -1),
+            torch.stack(states, 1),
+            torch.stack(weights, 1),
+            "canvas",
+            self.block,
+            self.mask_id,
         )
 
 

@@ -24,17 +24,22 @@ class AdditionTask:
         resp_len: response length (the sum's digits, then EOS padding); must exceed ``n_digits``.
         zero_pad: write the sum with exactly ``n_digits + 1`` digits (leading zeros), which a tiny model
             learns much faster than variable-length sums.
+        reverse: write the (zero-padded) sum least-significant digit first, so that every carry comes from
+            digits already generated in earlier blocks (much easier for a semi-autoregressive model).
     """
 
     n_digits: int = 3
     resp_len: int = 8
     zero_pad: bool = True
+    reverse: bool = False
 
     def __post_init__(self) -> None:
         if self.n_digits <= 0:
             raise ValueError(f"n_digits: expected a positive integer, got {self.n_digits}")
         if self.resp_len < self.n_digits + 1:
             raise ValueError(f"resp_len: expected at least n_digits + 1 = {self.n_digits + 1}, got {self.resp_len}")
+        if self.reverse and not self.zero_pad:
+            raise ValueError("reverse: expected zero_pad=True (a reversed sum is written with all its digits)")
 
     @property
     def prompt_len(self) -> int:
@@ -68,6 +73,8 @@ class AdditionTask:
         total = problems.sum(1)
         width = self.n_digits + 1
         digits = self._digits(total, width)
+        if self.reverse:
+            digits = digits.flip(1)
         if self.zero_pad:
             return torch.cat((digits, torch.full((problems.shape[0], self.resp_len - width), EOS)), dim=1)
         n_sig = torch.where(total > 0, torch.floor(torch.log10(total.clamp_min(1).double())).long() + 1, 1)
@@ -76,6 +83,35 @@ class AdditionTask:
             rows = n_sig == length
             out[rows, :length] = digits[rows, width - length :]
         return out
+
+    def noisy_answers(self, problems: Tensor, carry_drop: float, generator: torch.Generator) -> Tensor:
+        """``(n, resp_len)`` answers in which each carry is dropped independently with probability ``carry_drop``.
+
+        The systematic error of a careless adder ("near-miss" answers: a dropped carry changes one digit, or
+        a run of digits when it cascades). SFT on such targets converges to a model limited by the noise.
+        Requires ``zero_pad``. ``carry_drop = 0`` gives :meth:`answers`.
+        """
+        if not 0 <= carry_drop <= 1:
+            raise ValueError(f"carry_drop: expected a probability in [0, 1], got {carry_drop}")
+        if not self.zero_pad:
+            raise ValueError("noisy_answers: expected zero_pad=True")
+        n, width = problems.shape[0], self.n_digits + 1
+        a, b = self._digits(problems[:, 0], self.n_digits), self._digits(problems[:, 1], self.n_digits)
+        drop = torch.rand((n, self.n_digits), generator=generator) < carry_drop
+        carry = torch.zeros(n, dtype=torch.long)
+        low_first = []
+        for k in range(self.n_digits):  # least-significant digit first
+            column = a[:, -1 - k] + b[:, -1 - k] + carry
+            low_first.append(column % 10)
+            carry = (column >= 10).long() * (~drop[:, k]).long()
+        low_first.append(carry)
+        digits = torch.stack(low_first, 1)
+        digits = digits if self.reverse else digits.flip(1)
+        return torch.cat((digits, torch.full((n, self.resp_len - width), EOS)), dim=1)
+
+    def digit_reward(self, problems: Tensor, responses: Tensor) -> Tensor:
+        """``(n,)`` long: how many response positions match the correct response (a graded reward)."""
+        return (responses.cpu() == self.answers(problems.cpu())).sum(1)
 
     def verify(self, problems: Tensor, responses: Tensor) -> Tensor:
         """``(n,)`` bool: exact match with the correct response."""
