@@ -285,6 +285,7 @@ QUIET_LOGGERS = {
 }
 QUIET_WARNINGS: tuple[dict[str, Any], ...] = (
     {"category": FutureWarning, "module": r"executorch(\.|$)"},
+    {"category": FutureWarning, "message": r".*(MemoryPlanningPass|[Ee]xecu[Tt]orch|exir).*"},
     {"message": r".*[Ff]ailed to load.*", "module": r"torchao(\.|$)"},
     {"message": r".*fast path is not available.*"},
 )

@@ -51,6 +51,22 @@ class Config:
             value = getattr(self, field, "<missing>")
             raise ConfigError(f"{type(self).__name__}.{field}: expected {expected}, got {value!r}")
 
+    def require_names(self, field: str, allowed: typing.Iterable[str]) -> None:
+        """For fields that name things: the str (or every str of the tuple) ``field`` is one of ``allowed``.
+
+        Call it from :meth:`validate`, so a misspelt photo or dataset name fails before any work starts.
+        """
+        choices = tuple(allowed)
+        value = getattr(self, field)
+        names = value if isinstance(value, tuple) else (value,)
+        self.require(all(n in choices for n in names), field, f"names among {', '.join(choices)}")
+
+    def require_file(self, field: str, *, optional: bool = True) -> None:
+        """For fields that name files: ``field`` is the path of an existing file ("" passes if ``optional``)."""
+        value = getattr(self, field)
+        ok = (optional and value == "") or (bool(value) and Path(value).is_file())
+        self.require(ok, field, "the path of an existing file" + (' (or "" for none)' if optional else ""))
+
     @classmethod
     def preset_names(cls) -> tuple[str, ...]:
         return tuple(cls.PRESETS)

@@ -7,11 +7,20 @@ gsplat-shaped density-control strategies (3DGS ADC and SteepGS) with Adam-consis
 """
 
 from thrifty.core.registry import Method, register_method
-from thrifty.steepgs.algorithm import FitResult, fit_image_2d, fit_scene_3d, init_gaussians_2d, init_gaussians_3d, psnr
+from thrifty.steepgs.algorithm import (
+    FitResult,
+    check_image_inputs,
+    fit_image_2d,
+    fit_scene_3d,
+    init_gaussians_2d,
+    init_gaussians_3d,
+    make_optimizers,
+    psnr,
+)
 from thrifty.steepgs.bench import run_bench
 from thrifty.steepgs.config import SteepGSConfig
 from thrifty.steepgs.experiment import run_experiment
-from thrifty.steepgs.export import load_ply, save_ply
+from thrifty.steepgs.export import load_ply, save_cameras, save_ply
 from thrifty.steepgs.gaussian_ops import duplicate, remove, replace, reset_opacity, symmetric_offsets
 from thrifty.steepgs.reference import autograd_splitting_matrix, closed_form_splitting_matrix, rasterize_dense
 from thrifty.steepgs.render import rasterize, render_2d
@@ -27,6 +36,7 @@ __all__ = [
     "SteepStrategy",
     "Strategy",
     "autograd_splitting_matrix",
+    "check_image_inputs",
     "closed_form_splitting_matrix",
     "duplicate",
     "fit_image_2d",
@@ -34,6 +44,7 @@ __all__ = [
     "init_gaussians_2d",
     "init_gaussians_3d",
     "load_ply",
+    "make_optimizers",
     "look_at",
     "project_gaussians",
     "psnr",
@@ -46,6 +57,7 @@ __all__ = [
     "reset_opacity",
     "run_bench",
     "run_experiment",
+    "save_cameras",
     "save_ply",
     "smallest_eigenpairs",
     "splitting_matrix",

@@ -41,6 +41,33 @@ def make_optimizers(params: dict[str, torch.nn.Parameter], lrs: dict[str, float]
     return {k: torch.optim.Adam([p], lr=lrs[k], eps=1e-15) for k, p in params.items()}
 
 
+def check_image_inputs(image: Tensor, holdout: Tensor) -> None:
+    """Raise a one-line ValueError unless ``image`` is (H, W, C) float in [0, 1] and ``holdout`` a usable mask.
+
+    Args:
+        image: (H, W, C) floating point, finite, values in [0, 1] (channels last, as :func:`load_photo` gives).
+        holdout: (H, W) bool on ``image``'s device, with at least one held-out and one training pixel.
+    """
+    if not isinstance(image, Tensor) or image.dim() != 3:
+        shape = tuple(image.shape) if isinstance(image, Tensor) else type(image).__name__
+        raise ValueError(f"image: expected an (H, W, C) tensor, got {shape}")
+    if image.shape[0] in (1, 3, 4) and image.shape[-1] not in (1, 3, 4):
+        raise ValueError(
+            f"image: expected channels last (H, W, C), got {tuple(image.shape)}; use image.permute(1, 2, 0)"
+        )
+    if not image.is_floating_point():
+        raise ValueError(f"image: expected floating point values in [0, 1], got {image.dtype}; divide uint8 by 255")
+    if not bool(torch.isfinite(image).all()) or float(image.min()) < 0 or float(image.max()) > 1:
+        raise ValueError("image: expected finite values in [0, 1]")
+    if not isinstance(holdout, Tensor) or holdout.dtype != torch.bool or holdout.shape != image.shape[:2]:
+        got = f"{holdout.dtype} {tuple(holdout.shape)}" if isinstance(holdout, Tensor) else type(holdout).__name__
+        raise ValueError(f"holdout: expected a bool tensor of shape {tuple(image.shape[:2])}, got {got}")
+    if holdout.device != image.device:
+        raise ValueError(f"holdout: expected device {image.device}, got {holdout.device}")
+    if bool(holdout.all()) or not bool(holdout.any()):
+        raise ValueError("holdout: expected at least one held-out (True) and one training (False) pixel")
+
+
 def init_gaussians_2d(image: Tensor, n: int, generator: torch.Generator) -> dict[str, torch.nn.Parameter]:
     """``n`` isotropic 2D Gaussians at random pixels, colours sampled from the image, opacity 0.5.
 
@@ -101,9 +128,21 @@ def fit_image_2d(
     gradient noise (without it, ADC's mean gradient norm equals the norm of the mean).
 
     Args:
-        image: (H, W, C) in [0, 1]. holdout: (H, W) bool, never trained on.
+        image: (H, W, C) float in [0, 1], channels last. holdout: (H, W) bool, never trained on.
         strategy: density control. scene_scale: 100 puts ADC's clone/split boundary (0.01 x) at 1 px.
+        lrs: one Adam learning rate per parameter: ``means`` (pixels), ``scales`` (log pixels), ``angles``
+            (radians), ``opacities`` (logits), ``colors``. The reproduction uses means 0.05, opacities 0.05,
+            scales/angles/colors 0.01 (``thrifty.steepgs.experiment.LRS_2D``).
+
+    Raises:
+        ValueError: on a wrong-shaped, non-float, non-finite or out-of-range image, a holdout that is not an
+            (H, W) bool mask with both held-out and training pixels, or non-positive ``steps``/``n_init``.
     """
+    check_image_inputs(image, holdout)
+    if steps <= 0 or n_init <= 0:
+        raise ValueError(f"steps, n_init: expected positive integers, got {steps}, {n_init}")
+    if not 0 < train_frac <= 1:
+        raise ValueError(f"train_frac: expected a fraction in (0, 1], got {train_frac}")
     h, w, _ = image.shape
     params = init_gaussians_2d(image, n_init, generator)
     optimizers = make_optimizers(params, lrs)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from thrifty.core.config import Config
+from thrifty.core.data.photos import PHOTO_NAMES
 
 VARIANTS_2D = ("adc", "steepgs", "steepgs_proxy", "steepgs_random_dir", "adc_symmetric")
 VARIANTS_3D = ("adc", "steepgs")
@@ -92,6 +93,7 @@ class SteepGSConfig(Config):
 
     def validate(self) -> None:
         self.require(len(self.images) > 0, "images", "at least one scikit-image photo name")
+        self.require_names("images", PHOTO_NAMES)
         self.require(self.image_size >= 8, "image_size", "an integer >= 8")
         self.require(self.seeds > 0 and self.seeds_3d > 0, "seeds", "a positive integer")
         self.require(

@@ -129,6 +129,8 @@ class ADCStrategy(Strategy):
 
     def step_post_backward(self, params: dict, optimizers: dict, state: dict, step: int, info: dict) -> None:
         """Accumulate; every ``refine_every`` steps inside the window grow, prune and reset statistics."""
+        if not isinstance(state, dict) or not {"scene_scale", "grad2d", "count"} <= set(state):
+            raise ValueError("state: expected the dict returned by initialize_state(scene_scale); call it first")
         if step >= self.refine_stop_iter:
             return
         self.update_state(params, state, info)
