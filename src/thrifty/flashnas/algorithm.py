@@ -1,7 +1,8 @@
 """Weight inheritance: importance scores on calibration batches and subnet extraction.
 
 Minitron-style activation importance [inf] (MobileLLM-Flash only says "pruned backbone with inherited
-weights"; the scores below are the spec's inferred design):
+weights"; the scores below are the spec's inferred design). Block influence, neuron importance,
+``top_indices`` and the MLP slicing are shared with other methods in :mod:`thrifty.core.prune`:
 
 - layers: Block Influence ``BI_l = 1 - E_{b,t} cos(h_l, h_{l+1})`` (ShortGPT); keep the top ``L'``
   in their original order;
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from thrifty.core.prune import ImportanceAccumulator, slice_swiglu, top_indices
 from thrifty.flashnas.config import SubnetConfig
 from thrifty.flashnas.model import FlashLM
 
@@ -51,10 +53,8 @@ class ImportanceScores:
         """Run ``model`` on ``batches`` (each ``(B, T)`` token ids) with forward hooks and average."""
         cfg = model.cfg
         acc = _Accumulators(cfg.n_layers, cfg.n_heads, cfg.d_model, list(cfg.ffn))
-        handles = []
+        handles = acc.shared.attach(model.blocks)
         for i, block in enumerate(model.blocks):
-            handles.append(block.register_forward_hook(acc.block_hook(i)))
-            handles.append(block.mlp.down.register_forward_hook(acc.neuron_hook(i)))
             handles.append(block.mlp_norm.register_forward_hook(acc.channel_hook()))
             if block.has_attn:
                 handles.append(block.attn.o_proj.register_forward_hook(acc.head_hook(i, cfg.n_heads)))
@@ -69,36 +69,22 @@ class ImportanceScores:
             for handle in handles:
                 handle.remove()
             model.train(was_training)
-        if acc.tokens == 0:
+        if acc.shared.tokens == 0:
             raise ValueError("batches: expected at least one calibration batch")
-        n = acc.tokens
-        return cls(1.0 - acc.cos / n, [s / n for s in acc.ffn], acc.heads / n, acc.channels / n)
+        n = acc.shared.tokens
+        return cls(acc.shared.block_influence(), acc.shared.neuron_importance(), acc.heads / n, acc.channels / n)
 
 
 class _Accumulators:
-    """Running sums filled by the forward hooks of :meth:`ImportanceScores.collect` (float64)."""
+    """Running sums filled by the forward hooks of :meth:`ImportanceScores.collect` (float64).
+
+    Block influence and FFN neuron importance come from :class:`thrifty.core.prune.ImportanceAccumulator`.
+    """
 
     def __init__(self, n_layers: int, n_heads: int, d_model: int, ffn: list[int]) -> None:
-        self.cos = torch.zeros(n_layers, dtype=torch.float64)
-        self.ffn = [torch.zeros(f, dtype=torch.float64) for f in ffn]
+        self.shared = ImportanceAccumulator(n_layers, ffn, "mean_abs")
         self.heads = torch.zeros(n_layers, n_heads, dtype=torch.float64)
         self.channels = torch.zeros(d_model, dtype=torch.float64)
-        self.tokens = 0
-
-    def block_hook(self, layer: int):  # noqa: ANN201 - torch hook signature
-        def hook(_module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
-            cos = torch.nn.functional.cosine_similarity(inputs[0], output, dim=-1)
-            self.cos[layer] += cos.double().sum().cpu()
-            if layer == 0:
-                self.tokens += cos.numel()
-
-        return hook
-
-    def neuron_hook(self, layer: int):  # noqa: ANN201
-        def hook(_module: nn.Module, inputs: tuple[Tensor, ...], _output: Tensor) -> None:
-            self.ffn[layer] += inputs[0].abs().double().flatten(0, -2).sum(0).cpu()
-
-        return hook
 
     def head_hook(self, layer: int, n_heads: int):  # noqa: ANN201
         def hook(_module: nn.Module, inputs: tuple[Tensor, ...], _output: Tensor) -> None:
@@ -112,14 +98,6 @@ class _Accumulators:
             self.channels += output.abs().double().flatten(0, -2).sum(0).cpu()
 
         return hook
-
-
-def top_indices(scores: Tensor, k: int) -> Tensor:
-    """The ``k`` highest-scoring indices, sorted ascending (ties broken by the lower index)."""
-    if not 0 < k <= scores.numel():
-        raise ValueError(f"k: expected 1..{scores.numel()}, got {k}")
-    order = torch.sort(-scores.double(), stable=True).indices[:k]
-    return order.sort().values
 
 
 def make_subnet(
@@ -169,9 +147,7 @@ def extract_subnet(backbone: FlashLM, cfg: SubnetConfig, scores: ImportanceScore
         old = backbone.blocks[layer]
         neurons = top_indices(scores.ffn[layer], width).to(ch.device)
         new_block.mlp_norm.weight.copy_(old.mlp_norm.weight[ch])
-        new_block.mlp.gate.weight.copy_(old.mlp.gate.weight[neurons][:, ch])
-        new_block.mlp.up.weight.copy_(old.mlp.up.weight[neurons][:, ch])
-        new_block.mlp.down.weight.copy_(old.mlp.down.weight[ch][:, neurons])
+        slice_swiglu(new_block.mlp, old.mlp, neurons, ch)
         if new_block.has_attn:
             _copy_attention(new_block, old, ch, top_indices(kv_scores[layer], cfg.n_kv_heads).to(ch.device), group)
     return sub
