@@ -31,9 +31,22 @@ def test_smoke_run_writes_results(tmp_path, monkeypatch) -> None:
     assert outcome.ok, outcome.error
     payload = json.loads((outcome.run_dir / "results.json").read_text())
     assert set(RESULTS_KEYS) <= set(payload)
-    assert {"backbone", "chosen", "deep_thin"} <= set(payload["variants"])
-    for row in payload["variants"].values():
+    variants, extra = payload["variants"], payload["extra"]
+    finalists = [name for name in variants if name.startswith("cand")]
+    assert {"backbone", "deep_thin"} <= set(variants) and len(finalists) == 2  # smoke: final_candidates=2
+    assert extra["chosen"] in variants and extra["compared_with_baselines"] in finalists
+    for row in variants.values():
         assert math.isfinite(row["val_bpc"]) and row["prefill_32_ms"] > 0 and row["decode_32_ms"] > 0
-    assert set(payload["extra"]["search"]) == {"random", "flops", "latency"}
-    assert all(v["evaluations"] == 2 for v in payload["extra"]["search"].values())
-    assert (outcome.run_dir / "pareto.png").exists()
+        assert row["prefill_32_min_ms"] <= row["prefill_32_ms"] and row["prefill_32_rel_iqr"] >= 0
+    chosen = variants[extra["chosen"]]
+    assert chosen["rel_loss"] <= 0.02  # the pick respects the claim's bound (the backbone itself if none does)
+    assert set(extra["search"]) == {"random", "flops", "latency"}
+    assert all(v["evaluations"] == 2 and len(v["hypervolume"]) == 2 for v in extra["search"].values())
+    assert list(extra["speedups_at_bounds"]) == ["+1%", "+2%", "+5%"]
+    assert (outcome.run_dir / "pareto.png").exists() and (outcome.run_dir / "measured_front.png").exists()
+
+
+def test_latency_dataset_is_checked_up_front(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="latency_dataset: expected the path of an existing file"):
+        FlashNASConfig.from_preset("quick", latency_dataset=str(tmp_path / "missing.json"))
+    assert FlashNASConfig.from_preset("quick", latency_dataset=str(DATASET_PATH)).latency_dataset == str(DATASET_PATH)

@@ -177,9 +177,13 @@ class FlashNASConfig(Config):
     Backbone: a char-level LM on Shakespeare. Search ranges are [inf]: the paper's are unpublished.
     Field groups: backbone (``d_model`` .. ``ffn``), training (``train_steps`` .. ``batch``), weight
     inheritance and CPT (``calib_batches``, ``cpt_steps``, ``final_steps``, ``kd_temperature``), search
-    (``search_budget`` quality evaluations per strategy, ``n_candidates`` pool size, ``width_step``,
-    ``ffn_step``), latency (``latency_seq_lens`` prefill lengths and ``decode_kv_len`` measured on
-    ExecuTorch with ``latency_reps`` runs; ``latency_dataset`` = "" uses the shipped dataset).
+    (``search_budget`` quality evaluations per strategy and repeat, ``search_repeats`` seeded repeats of
+    every strategy, ``n_candidates`` pool size, ``width_step``, ``ffn_step``, ``screen_loss_bound`` the
+    relative screened loss above which a candidate adds no hypervolume [inf]), selection
+    (``final_candidates`` screened-front candidates re-trained for ``final_steps``; ``loss_bounds`` the
+    relative-loss bounds at which speed-ups are read; ``max_loss_increase`` the claim's bound), latency
+    (``latency_seq_lens`` prefill lengths and ``decode_kv_len`` measured on ExecuTorch with ``latency_reps``
+    runs; ``latency_dataset`` = "" uses the shipped dataset).
     """
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
@@ -196,6 +200,8 @@ class FlashNASConfig(Config):
             "cpt_steps": 2,
             "final_steps": 2,
             "search_budget": 2,
+            "search_repeats": 2,
+            "final_candidates": 2,
             "n_candidates": 32,
             "eval_batches": 1,
             "latency_seq_lens": (32,),
@@ -213,13 +219,14 @@ class FlashNASConfig(Config):
             "d_model": 192,
             "n_layers": 8,
             "ffn": 512,
-            "train_steps": 2000,
+            "train_steps": 3000,
             "seq_len": 256,
             "batch": 16,
             "calib_batches": 32,
             "cpt_steps": 60,
-            "final_steps": 400,
+            "final_steps": 300,
             "search_budget": 12,
+            "final_candidates": 6,
             "eval_batches": 16,
             "latency_seq_lens": (128, 1024),
         },
@@ -229,7 +236,7 @@ class FlashNASConfig(Config):
     n_heads: int = 4
     n_kv_heads: int = 2
     ffn: int = 384
-    train_steps: int = 400
+    train_steps: int = 1000
     lr: float = 3e-3
     seq_len: int = 128
     batch: int = 8
@@ -238,6 +245,10 @@ class FlashNASConfig(Config):
     final_steps: int = 100
     kd_temperature: float = 1.0
     search_budget: int = 6
+    search_repeats: int = 3
+    final_candidates: int = 4
+    screen_loss_bound: float = 0.15
+    loss_bounds: tuple[float, ...] = (0.01, 0.02, 0.05)
     n_candidates: int = 2000
     eval_batches: int = 4
     width_step: int = 32
@@ -266,6 +277,8 @@ class FlashNASConfig(Config):
             "cpt_steps",
             "final_steps",
             "search_budget",
+            "search_repeats",
+            "final_candidates",
             "n_candidates",
             "eval_batches",
             "width_step",
@@ -279,5 +292,9 @@ class FlashNASConfig(Config):
         self.require(self.lr > 0, "lr", "a positive learning rate")
         self.require(0 <= self.max_loss_increase < 1, "max_loss_increase", "a fraction in [0, 1)")
         self.require(len(self.latency_seq_lens) > 0, "latency_seq_lens", "at least one prefill length")
+        self.require(0 < self.screen_loss_bound < 1, "screen_loss_bound", "a fraction in (0, 1)")
+        bounds_ok = len(self.loss_bounds) > 0 and all(0 <= b < 1 for b in self.loss_bounds)
+        self.require(bounds_ok, "loss_bounds", "one or more fractions in [0, 1)")
         self.require(self.latency_warmup >= 0, "latency_warmup", "a non-negative integer")
         self.require(self.latency_residual in ("gp", "none"), "latency_residual", "'gp' or 'none'")
+        self.require_file("latency_dataset")  # "" = the shipped dataset; a path must exist before any work

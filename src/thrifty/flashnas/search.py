@@ -124,11 +124,15 @@ def run_search(
     cost: np.ndarray | None = None,
     n_init: int = 3,
     seed: int = 0,
+    ref_loss: float | None = None,
 ) -> list[int]:
     """Indices of the ``budget`` pool entries evaluated (in order); ``evaluate(i)`` returns the loss.
 
     ``cost (N,)`` is required for ``"ehvi"``: the free objective the BO trades against quality.
-    The first ``n_init`` evaluations are the same seeded random draws as ``"random"``.
+    The first ``n_init`` evaluations are the seeded random draws that ``"random"`` makes with the same ``seed``
+    (give each strategy its own seed, or they share those draws). ``ref_loss`` makes the acquisition
+    constraint-aware: only losses below it add hypervolume, so the budget is not spent on fast candidates of
+    unusable quality (default: just above the worst loss seen).
     """
     if not 0 < budget <= len(pool):
         raise ValueError(f"budget: expected 1..{len(pool)} evaluations, got {budget}")
@@ -148,13 +152,21 @@ def run_search(
     chosen = order[: min(n_init, budget)]
     losses = [evaluate(i) for i in chosen]
     while len(chosen) < budget:
-        nxt = _bo_step(x, cost_n, chosen, losses, seed=seed + len(chosen))
+        nxt = _bo_step(x, cost_n, chosen, losses, seed=seed + len(chosen), ref_loss=ref_loss)
         chosen.append(nxt)
         losses.append(evaluate(nxt))
     return chosen
 
 
-def _bo_step(x: Tensor, cost: Tensor, chosen: list[int], losses: list[float], seed: int, n_samples: int = 64) -> int:
+def _bo_step(
+    x: Tensor,
+    cost: Tensor,
+    chosen: list[int],
+    losses: list[float],
+    seed: int,
+    n_samples: int = 64,
+    ref_loss: float | None = None,
+) -> int:
     """One Bayesian-optimisation pick over the unevaluated candidates by expected hypervolume improvement.
 
     Quality: a BoTorch ``SingleTaskGP`` on the evaluated candidates. Cost: exact (free for every
@@ -178,7 +190,8 @@ def _bo_step(x: Tensor, cost: Tensor, chosen: list[int], losses: list[float], se
         mean, std = post.mean.squeeze(-1), post.variance.clamp_min(1e-12).sqrt().squeeze(-1)
     eps = torch.randn(n_samples, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     samples = (mean[:, None] + std[:, None] * eps[None, :]).numpy()  # (R, S) sampled losses
-    ref = (float(y.max()) + 0.1 * float(y.max() - y.min() + 1e-3), 1.05)
+    worst = float(y.max()) + 0.1 * float(y.max() - y.min() + 1e-3)
+    ref = (worst if ref_loss is None else ref_loss, 1.05)
     front_cost, front_loss = cost[chosen].numpy(), y.squeeze(-1).numpy()
     gains = hv_improvement(samples, cost[remaining].numpy(), front_loss, front_cost, ref).mean(axis=1)
     return remaining[int(np.argmax(gains))]

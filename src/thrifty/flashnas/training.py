@@ -116,13 +116,23 @@ def continue_pretraining(
     *,
     series: str,
     seed_offset: int = 1,
-) -> None:
-    """``steps`` of logit distillation from ``teacher`` (CPT); the same batches for every student."""
+    eval_every: int = 0,
+) -> list[float]:
+    """``steps`` of logit distillation from ``teacher`` (CPT); the same batches for every student.
+
+    Returns the validation bits/char after every ``eval_every`` steps and at the end (only the final value
+    when ``eval_every`` is 0): an intermediate value shows whether a ranking is stable in the budget.
+    """
     tcfg = TrainConfig(
-        steps=steps, lr=cfg.lr, warmup_steps=min(10, steps // 5), strategy="none", log_every=max(steps // 5, 1)
+        steps=steps,
+        lr=cfg.lr,
+        warmup_steps=min(10, steps // 5),
+        strategy="none",
+        log_every=max(steps // 5, 1),
+        eval_every=eval_every,
     )
     teacher.eval()
-    train(
+    result = train(
         student,
         distill_loss_fn(teacher, cfg.kd_temperature),
         batch_fn(data.train_ids, cfg.batch, cfg.seq_len, ctx.seed + seed_offset, ctx.device),
@@ -130,7 +140,9 @@ def continue_pretraining(
         ctx=ctx,
         series=series,
         progress_desc=series,
+        eval_fn=lambda m: {"val_bpc": val_bpc(m, cfg, ctx, data)},
     )
+    return [e["val_bpc"] for e in result.evals]
 
 
 def val_bpc(model: FlashLM, cfg: FlashNASConfig, ctx: RunContext, data: TextData) -> float:
