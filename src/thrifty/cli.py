@@ -288,6 +288,10 @@ QUIET_WARNINGS: tuple[dict[str, Any], ...] = (
     {"category": FutureWarning, "message": r".*(MemoryPlanningPass|[Ee]xecu[Tt]orch|exir).*"},
     {"message": r".*[Ff]ailed to load.*", "module": r"torchao(\.|$)"},
     {"message": r".*fast path is not available.*"},
+    # torch.export's pytree deprecation during ExecuTorch lowering, attributed to copyreg (not our code)
+    {"category": FutureWarning, "message": r".*LeafSpec.*"},
+    # ExecuTorch's note on KV-cache buffers; thrifty's decode programs never read the uninitialised rows
+    {"category": UserWarning, "message": r"Mutation on a buffer in the model is detected.*"},
 )
 
 
