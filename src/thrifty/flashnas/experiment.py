@@ -5,7 +5,9 @@ from the stored ExecuTorch dataset; screen candidates with three searches (rando
 latency-model-guided), each repeated over seeds at an equal number of low-fidelity evaluations; re-train the
 screened front at the final budget and measure it on ExecuTorch, interleaved and repeated; read the speed-up
 of the fastest candidate within each loss bound (the pick: within ``max_loss_increase``); compare the pick
-with a param-matched deep-thin baseline, and inheritance with random init.
+with a param-matched deep-thin baseline, and inheritance with random init. The claims, including the two
+``informative: ...`` checks (timing spread against the headline effect; search strategies against their seed
+spread), are computed in :mod:`thrifty.flashnas.experiment_claims`.
 """
 
 from __future__ import annotations
