@@ -24,6 +24,11 @@ def test_smoke_run_writes_results(tmp_path: Path) -> None:
     assert {"2d/adc", "2d/steepgs", "3d/adc", "3d/steepgs"} <= set(results["variants"])
     assert len(results["checks"]) == 3
     assert (outcome.run_dir / "steepgs_3d.ply").stat().st_size > 0
+    config = json.loads((outcome.run_dir / "config.json").read_text())
+    cameras = json.loads((outcome.run_dir / results["extra"]["cameras"]).read_text())
+    assert len(cameras) == config["train_views"] + config["test_views"]
+    assert [c["id"] for c in cameras] == list(range(len(cameras)))
+    assert all(c["width"] == c["height"] == config["image_size_3d"] for c in cameras)
 
 
 def test_adc_count_at_psnr_interpolates_in_log_space() -> None:

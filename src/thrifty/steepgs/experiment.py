@@ -18,7 +18,7 @@ from thrifty.core.data import load_photo
 from thrifty.core.runs import Claim, Results, RunContext
 from thrifty.steepgs.algorithm import fit_image_2d, fit_scene_3d, init_gaussians_3d
 from thrifty.steepgs.config import SteepGSConfig
-from thrifty.steepgs.export import save_ply
+from thrifty.steepgs.export import save_cameras, save_ply
 from thrifty.steepgs.render3d import render_3d
 from thrifty.steepgs.scene import SKY, render_truth, ring_cameras
 from thrifty.steepgs.strategy import ADCStrategy, SteepStrategy
@@ -286,6 +286,9 @@ def run_experiment(cfg: SteepGSConfig, ctx: RunContext) -> Results:
     if model_3d is not None:
         _turntable(ctx, model_3d, test_views)
         extra["ply"] = str(save_ply(ctx.out_dir / "steepgs_3d.ply", model_3d).name)
+        # 3DGS viewers read the cameras beside the .ply: the training ring, then the test views
+        cameras = ring_cameras(cfg.train_views, cfg.image_size_3d) + [cam for cam, _ in test_views]
+        extra["cameras"] = save_cameras(ctx.out_dir / "cameras.json", cameras).name
     s2 = variants["2d/steepgs"]
     headline = Claim(
         "#G SteepGS / #G ADC at matched test PSNR (2D)",
