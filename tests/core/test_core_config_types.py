@@ -105,3 +105,18 @@ def test_float_field_accepts_exactly_finite_numbers(value: float) -> None:
     else:
         with pytest.raises(ConfigError):
             Typed(lr=value)
+
+
+def test_require_positive_names_the_first_bad_field() -> None:
+    @dataclass
+    class Sizes(Config):
+        PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"smoke": {}, "quick": {}, "full": {}}
+        a: int = 1
+        b: int = 2
+
+        def validate(self) -> None:
+            self.require_positive("a", "b")
+
+    assert Sizes(a=3, b=4).b == 4
+    with pytest.raises(ConfigError, match=r"Sizes\.b: expected a positive integer, got 0"):
+        Sizes(b=0)

@@ -73,7 +73,7 @@ class AutoThinkConfig(Config):
     n_timing: int = 10
 
     def validate(self) -> None:
-        for name in (
+        self.require_positive(
             "n_train_per_type",
             "n_val_per_type",
             "n_test_per_type",
@@ -86,8 +86,7 @@ class AutoThinkConfig(Config):
             "prompts_per_step",
             "steps_per_generation",
             "n_timing",
-        ):
-            self.require(getattr(self, name) > 0, name, "a positive integer")
+        )
         self.require(self.dim % self.n_heads == 0, "n_heads", f"a divisor of dim={self.dim}")
         self.require(self.group_size >= 2, "group_size", "at least 2 completions per prompt")
         self.require(self.max_len >= 16, "max_len", "at least 16 tokens (the longest answer-twice target)")

@@ -51,6 +51,11 @@ class Config:
             value = getattr(self, field, "<missing>")
             raise ConfigError(f"{type(self).__name__}.{field}: expected {expected}, got {value!r}")
 
+    def require_positive(self, *fields: str) -> None:
+        """Require each of ``fields`` to be a positive integer (their int type is already checked)."""
+        for name in fields:
+            self.require(getattr(self, name) > 0, name, "a positive integer")
+
     def require_names(self, field: str, allowed: typing.Iterable[str]) -> None:
         """For fields that name things: the str (or every str of the tuple) ``field`` is one of ``allowed``.
 

@@ -117,7 +117,7 @@ class DTRPOConfig(Config):
         )
         self.require(0 < self.steps_per_block <= self.block, "steps_per_block", f"1..block={self.block}")
         self.require(self.dim % self.n_heads == 0, "n_heads", f"a divisor of dim={self.dim}")
-        for name in (
+        self.require_positive(
             "sft_steps",
             "sft_eval_every",
             "sft_batch",
@@ -130,8 +130,7 @@ class DTRPOConfig(Config):
             "var_pairs",
             "var_seeds",
             "timing_rounds",
-        ):
-            self.require(getattr(self, name) > 0, name, "a positive integer")
+        )
         self.require(self.n_seeds >= 2, "n_seeds", "at least 2 (for an interval)")
         self.require(0 <= self.carry_drop <= 1, "carry_drop", "a probability in [0, 1]")
         self.require(self.samples_per_prompt >= 2, "samples_per_prompt", "at least 2 (to form pairs)")

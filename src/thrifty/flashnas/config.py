@@ -264,7 +264,7 @@ class FlashNASConfig(Config):
     latency_dataset: str = ""
 
     def validate(self) -> None:
-        for name in (
+        self.require_positive(
             "d_model",
             "n_layers",
             "n_heads",
@@ -285,8 +285,7 @@ class FlashNASConfig(Config):
             "ffn_step",
             "decode_kv_len",
             "latency_reps",
-        ):
-            self.require(getattr(self, name) > 0, name, "a positive integer")
+        )
         self.require(self.d_model % self.n_heads == 0, "n_heads", f"a divisor of d_model={self.d_model}")
         self.require(self.n_heads % self.n_kv_heads == 0, "n_kv_heads", f"a divisor of n_heads={self.n_heads}")
         self.require(self.lr > 0, "lr", "a positive learning rate")

@@ -89,8 +89,7 @@ class GeoConfig(Config):
         self.require(self.test_scale >= self.image_size, "test_scale", "a side >= image_size")
         self.require(self.test_scale not in self.train_scales, "test_scale", "a side not in train_scales")
         self.require(self.nti_lr > 0, "nti_lr", "a positive learning rate")
-        for name in ("train_steps", "batch", "classifier_steps", "n_test", "ddim_steps", "inner_steps"):
-            self.require(getattr(self, name) > 0, name, "a positive integer")
+        self.require_positive("train_steps", "batch", "classifier_steps", "n_test", "ddim_steps", "inner_steps")
         self.require(0 <= self.caption_dropout < 1, "caption_dropout", "a probability in [0, 1)")
         self.require(len(self.guidance) > 0 and all(w > 1 for w in self.guidance), "guidance", "scales > 1")
         self.require(7.5 in self.guidance, "guidance", "a tuple containing 7.5 (the headline scale)")

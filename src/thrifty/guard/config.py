@@ -90,8 +90,9 @@ class GuardConfig(Config):
     ttft_repeats: int = 5
 
     def validate(self) -> None:
-        for name in ("n_train", "n_val", "n_test", "ft_pool", "teacher_steps", "ft_steps", "qat_steps", "batch"):
-            self.require(getattr(self, name) > 0, name, "a positive integer")
+        self.require_positive(
+            "n_train", "n_val", "n_test", "ft_pool", "teacher_steps", "ft_steps", "qat_steps", "batch"
+        )
         self.require(0 < self.keep_layers <= self.n_layers, "keep_layers", f"1..n_layers={self.n_layers}")
         self.require(0 < self.ffn_dim <= self.mlp_hidden, "ffn_dim", f"1..mlp_hidden={self.mlp_hidden}")
         self.require(self.neuron_agg in ("mean_abs", "l2"), "neuron_agg", "'mean_abs' or 'l2'")

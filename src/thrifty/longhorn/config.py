@@ -133,10 +133,8 @@ class LonghornConfig(Config):
 
     def validate(self) -> None:
         self._validate_mqar()
-        for name in ("ssm_layers", "d_state", "lm_d_model", "lm_len", "lm_batch", "lm_steps", "lm_seeds"):
-            self.require(getattr(self, name) > 0, name, "a positive integer")
-        for name in ("lm_eval_batches", "extrap_len", "extrap_batch", "decode_steps", "lm_val_plays"):
-            self.require(getattr(self, name) > 0, name, "a positive integer")
+        self.require_positive("ssm_layers", "d_state", "lm_d_model", "lm_len", "lm_batch", "lm_steps", "lm_seeds")
+        self.require_positive("lm_eval_batches", "extrap_len", "extrap_batch", "decode_steps", "lm_val_plays")
         self.require(self.init_scheme in INIT_SCHEMES, "init_scheme", f"one of {INIT_SCHEMES}")
         self.require(self.ssm_layers % 2 == 0, "ssm_layers", "an even integer >= 2")
         self.require(_positive(self.lm_lrs), "lm_lrs", "positive learning rates")
@@ -158,8 +156,7 @@ class LonghornConfig(Config):
         )
 
     def _validate_mqar(self) -> None:
-        for name in ("mqar_train", "mqar_test", "mqar_val", "mqar_steps", "mqar_batch", "mqar_layers"):
-            self.require(getattr(self, name) > 0, name, "a positive integer")
+        self.require_positive("mqar_train", "mqar_test", "mqar_val", "mqar_steps", "mqar_batch", "mqar_layers")
         self.require(self.mqar_eval_every > 0, "mqar_eval_every", "a positive integer")
         self.require(self.mqar_len > 0 and self.mqar_len % 2 == 0, "mqar_len", "a positive even length")
         self.require(self.mqar_vocab > self.mqar_len, "mqar_vocab", f"a vocabulary > mqar_len={self.mqar_len}")

@@ -82,8 +82,9 @@ class LongVUExperimentConfig(Config):
     def validate(self) -> None:
         self.require(self.n_frames >= 16 and self.n_frames % 16 == 0, "n_frames", "a multiple of 16 (>= 16)")
         self.require(self.frame_size % 8 == 0 and self.frame_size >= 16, "frame_size", "a multiple of 8 (>= 16)")
-        for name in ("n_train", "n_test", "encoder_steps", "encoder_batch", "qa_steps", "qa_batch", "token_dim"):
-            self.require(getattr(self, name) > 0, name, "a positive integer")
+        self.require_positive(
+            "n_train", "n_test", "encoder_steps", "encoder_batch", "qa_steps", "qa_batch", "token_dim"
+        )
         for name in ("budget_ratio", "temporal_keep", "stc_keep"):
             self.require(0 < getattr(self, name) < 1, name, "a fraction in (0, 1)")
         self.require(all(0 < r < 1 for r in self.sweep_ratios), "sweep_ratios", "fractions in (0, 1)")
