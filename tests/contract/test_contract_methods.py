@@ -6,7 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
+from thrifty.core.checkpoint import TRAINED_FORMAT
 from thrifty.core.config import REQUIRED_PRESETS
 from thrifty.core.registry import BROKEN_PACKAGES, Method, list_methods
 from thrifty.core.runs import RESULTS_KEYS, new_run_root, run_method
@@ -49,3 +52,27 @@ def test_smoke_run_writes_valid_results(method: Method, tmp_path: Path) -> None:
     assert results["claim_holds"] == all(c["holds"] for c in claims)
     for plot in results["plots"]:
         assert (outcome.run_dir / plot).stat().st_size > 0
+    _check_saved_models(method, outcome.run_dir)
+
+
+def _check_saved_models(method: Method, run_dir: Path) -> None:
+    """Every trained-variant directory the run wrote rebuilds through the method's loader, bit for bit."""
+    saved = [p.parent for p in sorted(run_dir.rglob("config.json")) if _is_trained_dir(p)]
+    if method.load_trained is None:
+        assert not saved, f"{method.name} saves trained variants but registers no load_trained"
+        return
+    assert saved, f"{method.name}: the smoke run saved no trained variant"
+    for directory in saved:
+        model, info = method.load_trained(directory, "cpu")
+        stored = load_file(str(directory / "model.safetensors"))
+        state = model.state_dict()
+        for name, tensor in stored.items():
+            assert torch.equal(state[name], tensor), f"{directory.name}: {name} differs after loading"
+        assert info["method"] == method.name
+
+
+def _is_trained_dir(config_path: Path) -> bool:
+    try:
+        return json.loads(config_path.read_text()).get("format") == TRAINED_FORMAT
+    except (ValueError, AttributeError):
+        return False

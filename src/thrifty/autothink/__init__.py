@@ -30,6 +30,7 @@ from thrifty.autothink.rewards import (
     normalize_answer,
     temporal_iou_reward,
 )
+from thrifty.autothink.saved import load_trained
 from thrifty.autothink.sessions import CoreLMSession, DecodeSession, HFSession, make_session
 from thrifty.core.registry import Method, register_method
 
@@ -43,11 +44,13 @@ METHOD = register_method(
         ),
         config_cls=AutoThinkConfig,
         reproduce=run_experiment,
+        load_trained=load_trained,
         bench=run_bench,
     )
 )
 
 __all__ = [
+    "load_trained",
     "TRL_REWARD_FUNCS",
     "TRL_REWARD_WEIGHTS",
     "AnswerTwiceFormat",

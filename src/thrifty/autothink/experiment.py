@@ -21,6 +21,7 @@ from thrifty.autothink.config import AutoThinkConfig
 from thrifty.autothink.evaluation import CATEGORIES, TAUS, category_metrics, choose_tau, decode_all
 from thrifty.autothink.generate import generate_auto, generate_posthoc
 from thrifty.autothink.model import VideoLM, VideoLMConfig
+from thrifty.autothink.saved import save_video_lm
 from thrifty.autothink.training import Arm, GRPOSettings, RewardWeights, prompts_of, run_grpo, run_sft
 from thrifty.autothink.world import VOCAB, Example, make_split
 from thrifty.core.checkpoint import cache_dir, has_checkpoint, load_checkpoint, save_checkpoint
@@ -140,7 +141,7 @@ def run_experiment(cfg: AutoThinkConfig, ctx: RunContext) -> Results:
         start = time.perf_counter()
         curve = run_grpo(model, sft[arm], pool, arm, settings, weights, ctx.seed, ctx, name)
         train_s = time.perf_counter() - start
-        save_checkpoint(ctx.out_dir / "models" / name, model, {"variant": name, **model.cfg.to_dict()})
+        save_video_lm(ctx.out_dir / "models" / name, model, {"variant": name, "arm": arm, "seed": ctx.seed})
         evals[name] = _evaluate(model, arm, val, test, cfg)
         variants[name] = {
             **_flat(name, evals[name], model.num_params()),

@@ -41,6 +41,8 @@ class Method:
         config_cls: the method's :class:`Config` subclass (with smoke/quick/full presets).
         reproduce: ``(config, ctx) -> Results``; measures the method and its baselines.
         bench: optional ``(ctx) -> list[dict]`` of speed/memory rows against the peer.
+        load_trained: ``(directory, device) -> (model, info)`` rebuilding a model the reproduction saved with
+            :func:`thrifty.core.checkpoint.save_trained` (None when the method saves another format).
     """
 
     name: str
@@ -49,6 +51,7 @@ class Method:
     config_cls: type[Config]
     reproduce: Callable[[Any, RunContext], Results]
     bench: Callable[[BenchContext], list[dict[str, Any]]] | None = None
+    load_trained: Callable[..., tuple[Any, dict[str, Any]]] | None = None
 
     @property
     def presets(self) -> tuple[str, ...]:

@@ -33,6 +33,7 @@ from thrifty.dtrpo.model import (
     two_copy_position_ids,
 )
 from thrifty.dtrpo.sampler import gumbel_argmax, num_transfer_tokens, sample
+from thrifty.dtrpo.saved import load_trained
 from thrifty.dtrpo.tasks import AdditionTask
 
 METHOD = register_method(
@@ -47,10 +48,12 @@ METHOD = register_method(
         config_cls=DTRPOConfig,
         reproduce=run_experiment,
         bench=run_bench,
+        load_trained=load_trained,
     )
 )
 
 __all__ = [
+    "load_trained",
     "AdditionTask",
     "DTRPOConfig",
     "DTRPOEstimator",

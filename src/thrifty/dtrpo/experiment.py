@@ -38,6 +38,7 @@ from thrifty.dtrpo.experiment_arms import Variant, run_variants, summarise
 from thrifty.dtrpo.experiment_metrics import estimator_variance, plot_arms, update_times_ms
 from thrifty.dtrpo.model import DiffusionLMConfig, MaskedDiffusionLM, mdlm_loss
 from thrifty.dtrpo.sampler import sample
+from thrifty.dtrpo.saved import save_policy
 from thrifty.dtrpo.tasks import MASK, VOCAB_SIZE, AdditionTask
 
 ESTIMATOR_ARMS = ("dtrpo_rec", "dtrpo_rb", "vrpo", "mean_field", "exact")
@@ -167,7 +168,7 @@ def run_experiment(cfg: DTRPOConfig, ctx: RunContext) -> Results:
     test, val = held[: cfg.n_test], held[cfg.n_test :]
     exclude = task.key(held)
     sft_model, sft_info = train_sft(cfg, ctx, task, val, exclude)
-    save_checkpoint(ctx.out_dir / "sft_start", sft_model, cfg.to_dict())
+    save_policy(ctx.out_dir / "models" / "sft_start", sft_model, {"variant": "sft_start", "seed": ctx.seed})
     base_acc = accuracy(sft_model, task, test, cfg, ctx.device)
     pair_problems = task.problems(cfg.n_pair_prompts, ctx.generator(6), exclude)
     pairs, pair_info = collect_pairs(sft_model, task, pair_problems, cfg, ctx)
@@ -175,6 +176,9 @@ def run_experiment(cfg: DTRPOConfig, ctx: RunContext) -> Results:
     variants += [Variant(arm, w) for arm in cfg.arms if arm != "sft" for w in (0.0, cfg.rpo_weight)]
     runs = run_variants(variants, sft_model, pairs, (task, val, test), cfg, ctx, make_estimator, accuracy)
     table = summarise(runs, base_acc, cfg)
+    for name, run in runs.items():
+        meta = {"variant": name, "beta": run.beta, "lr": run.lr, "val_accuracy": run.val_accuracy, "seed": ctx.seed}
+        save_policy(ctx.out_dir / "models" / name, run.policy, meta)
     times = update_times_ms(cfg, ctx, sft_model, pairs, make_estimator)
     probe = runs["exact"].policy
     variances = estimator_variance(probe, sft_model, pairs, cfg, ctx, make_estimator)

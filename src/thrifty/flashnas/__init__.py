@@ -15,9 +15,11 @@ from thrifty.flashnas.experiment import run_experiment
 from thrifty.flashnas.latency import measure_latency
 from thrifty.flashnas.latency_model import LatencyModel
 from thrifty.flashnas.model import FlashLM, PrefillExport, StaticKVDecoder
+from thrifty.flashnas.saved import load_trained
 from thrifty.flashnas.search import SearchSpace, pareto_front, run_search
 
 __all__ = [
+    "load_trained",
     "FlashLM",
     "FlashLMConfig",
     "FlashNASConfig",
@@ -48,6 +50,7 @@ register_method(
         ),
         config_cls=FlashNASConfig,
         reproduce=run_experiment,
+        load_trained=load_trained,
         bench=run_bench,
     )
 )

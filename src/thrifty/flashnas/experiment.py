@@ -36,6 +36,7 @@ from thrifty.flashnas.latency import (
 from thrifty.flashnas.latency_model import LatencyModel, spearman
 from thrifty.flashnas.model import FlashLM
 from thrifty.flashnas.plots import front_plot, latency_fit_plot, pareto_plot
+from thrifty.flashnas.saved import save_flash_lm
 from thrifty.flashnas.search import SearchSpace, hypervolume_2d, run_search
 from thrifty.flashnas.selection import TimingStats, fastest_within, pick_finalists
 from thrifty.flashnas.training import (
@@ -234,6 +235,8 @@ def _finalise(
             model, backbone, cfg, ctx, data, cfg.final_steps, series=f"final/{name}", eval_every=half
         )
         models[name] = model.eval()
+        meta = {"subnet": sub_cfg.to_dict(), "val_bpc": curves[name][-1], "seed": ctx.seed}
+        save_flash_lm(ctx.out_dir / "models" / name, model, meta)
     return models, curves
 
 
@@ -295,6 +298,7 @@ def run_experiment(cfg: FlashNASConfig, ctx: RunContext) -> Results:
     backbone, cached = get_backbone(cfg, ctx, data)
     backbone.eval()
     base_bpc = val_bpc(backbone, cfg, ctx, data)
+    save_flash_lm(ctx.out_dir / "models" / "backbone", backbone, {"val_bpc": base_bpc, "seed": ctx.seed})
     scores = ImportanceScores.collect(backbone, calibration_batches(cfg, ctx, data))
 
     dataset = LatencyDataset.load(cfg.latency_dataset) if cfg.latency_dataset else LatencyDataset.load()

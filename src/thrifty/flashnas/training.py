@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from thrifty.core.checkpoint import cache_dir, has_checkpoint, load_checkpoint, save_checkpoint
+from thrifty.core.checkpoint import cache_dir, cache_key, has_checkpoint, load_checkpoint, save_checkpoint
 from thrifty.core.data import CharTokenizer, random_token_batch, shakespeare_plays, split_plays
 from thrifty.core.lm_eval import evaluate_bits_per_token, lm_loss_fn
 from thrifty.core.runs import RunContext
 from thrifty.core.train import TrainConfig, train
 from thrifty.flashnas.config import FlashLMConfig, FlashNASConfig
 from thrifty.flashnas.model import FlashLM
+
+CODE_VERSION = "flashnas-backbone-1"  # bump when backbone training changes, so the cache never serves stale weights
 
 
 @dataclass
@@ -64,8 +64,7 @@ def get_backbone(cfg: FlashNASConfig, ctx: RunContext, data: TextData) -> tuple[
         "seed": ctx.seed,
         "chars": data.tokenizer.chars,
     }
-    key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
-    directory = cache_dir("flashnas", f"backbone-{key}")
+    directory = cache_dir("flashnas", f"backbone-{cache_key(recipe, CODE_VERSION)}")
     torch.manual_seed(ctx.seed)
     model = FlashLM(arch, "sdpa").to(ctx.device)
     if has_checkpoint(directory):

@@ -24,6 +24,7 @@ from thrifty.geo.inversion import (
 )
 from thrifty.geo.metrics import edge_f1, grad_ssim, psnr, ssim, structure_distance, unet_mid_features
 from thrifty.geo.model import CaptionEncoder, ConditionalDenoiser, CropClassifier, tiny_unet
+from thrifty.geo.saved import load_trained
 
 METHOD = register_method(
     Method(
@@ -35,11 +36,13 @@ METHOD = register_method(
         ),
         config_cls=GeoConfig,
         reproduce=run_experiment,
+        load_trained=load_trained,
         bench=run_bench,
     )
 )
 
 __all__ = [
+    "load_trained",
     "CaptionEncoder",
     "ConditionalDenoiser",
     "CropClassifier",

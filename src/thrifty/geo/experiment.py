@@ -19,7 +19,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from thrifty.core.checkpoint import save_checkpoint
 from thrifty.core.plots import bar_plot
 from thrifty.core.runs import Claim, Results, RunContext
 from thrifty.geo.config import GeoConfig
@@ -32,6 +31,7 @@ from thrifty.geo.inversion import (
 )
 from thrifty.geo.metrics import edge_f1, grad_ssim, psnr, ssim, structure_distance, unet_mid_features
 from thrifty.geo.model import CaptionEncoder, CropClassifier
+from thrifty.geo.saved import save_denoiser
 from thrifty.geo.training import PhotoCrops, get_denoiser, sampling_scheduler, train_classifier
 
 DIRECT_TOL = 1e-3  # max |pixel| error of Direct Inversion that counts as "reconstructs"
@@ -133,7 +133,7 @@ def run_experiment(cfg: GeoConfig, ctx: RunContext) -> Results:
     data = PhotoCrops(tuple(cfg.photos), cfg.image_size, tuple(cfg.train_scales))
     denoiser, cached = get_denoiser(cfg, ctx, data)
     classifier = train_classifier(cfg, ctx, data)
-    save_checkpoint(ctx.out_dir / "denoiser", denoiser, cfg.to_dict())
+    save_denoiser(ctx.out_dir / "models" / "denoiser", denoiser, cfg, {"seed": ctx.seed, "cached": cached})
     held = PhotoCrops(tuple(cfg.photos), cfg.image_size, (cfg.test_scale,))
     images, labels = held.sample(cfg.n_test, ctx.generator(20))
     images, labels = images.to(ctx.device), labels.to(ctx.device)

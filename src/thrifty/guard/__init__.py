@@ -19,6 +19,7 @@ from thrifty.guard.io import GUARD_CATEGORIES, GuardOutputError, GuardVerdict, f
 from thrifty.guard.metrics import binary_metrics
 from thrifty.guard.model import PrunedLMHead, calibrate_threshold, prune_output_layer, unsafe_score
 from thrifty.guard.quant import apply_q4_0, convert_8da4w, quantize_8da4w
+from thrifty.guard.saved import load_trained
 from thrifty.guard.tokens import GuardTokenizer
 
 METHOD = register_method(
@@ -31,11 +32,13 @@ METHOD = register_method(
         ),
         config_cls=GuardConfig,
         reproduce=run_experiment,
+        load_trained=load_trained,
         bench=run_bench,
     )
 )
 
 __all__ = [
+    "load_trained",
     "GUARD_CATEGORIES",
     "GuardClassifier",
     "GuardConfig",

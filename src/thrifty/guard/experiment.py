@@ -13,7 +13,6 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from thrifty.core.checkpoint import save_checkpoint
 from thrifty.core.deploy import ExecuTorchRunner, executorch_available, set_executorch_threads
 from thrifty.core.runs import Claim, Results, RunContext
 from thrifty.guard.classifier import GuardClassifier
@@ -21,6 +20,7 @@ from thrifty.guard.config import GuardConfig
 from thrifty.guard.deploy import lower_guard, time_first_token
 from thrifty.guard.model import PrunedLMHead, answer_logits, calibrate_threshold, unsafe_score
 from thrifty.guard.quant import apply_q4_0, quantize_8da4w
+from thrifty.guard.saved import save_guard_lm
 from thrifty.guard.stages import GuardData, build_data, fit, get_teacher, prune_student, qat_student, scratch_control
 from thrifty.guard.training import first_answer_outputs, moderation_metrics
 
@@ -136,7 +136,7 @@ def run_experiment(cfg: GuardConfig, ctx: RunContext) -> Results:
     models, cached = train_variants(cfg, ctx, data)
     variants = {name: evaluate(name, model, data) for name, model in models.items()}
     for name in ("teacher_fp32", "ft_kd", "scratch_control"):
-        save_checkpoint(ctx.out_dir / name, models[name], {"lm": models[name].cfg.to_dict(), "stage": name})
+        save_guard_lm(ctx.out_dir / "models" / name, models[name], {"stage": name, "seed": ctx.seed})
     thr = variants["ft_kd"]["threshold_cal"]
     GuardClassifier(models["ft_kd"], data.tok, thr).save(ctx.out_dir / "classifier_kd")
     for name, model in models.items():

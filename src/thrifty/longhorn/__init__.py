@@ -2,7 +2,7 @@
 
 Public API: the scans (:func:`longhorn_scan`, :func:`longhorn_exact_scan`, :func:`longhorn_step`), the layer
 (:class:`LonghornMixer`, :class:`LonghornCache`), the LM (:class:`LonghornLM`), the fast Mamba-1 peer
-(:class:`MambaLM`, :func:`selective_scan`), and the reproduction.
+(:class:`MambaLM`, :func:`selective_scan`), the reproduction, and :func:`load_trained` for the models it saves.
 """
 
 from thrifty.core.registry import Method, register_method
@@ -14,6 +14,7 @@ from thrifty.longhorn.mamba import MambaLM, selective_scan
 from thrifty.longhorn.model import LonghornBlock, LonghornCache, LonghornLM, LonghornMixer, mixer_param_count
 from thrifty.longhorn.ops import compute_eps, longhorn_exact_scan, longhorn_scan, longhorn_step
 from thrifty.longhorn.reference import naive_longhorn_scan
+from thrifty.longhorn.saved import load_trained
 
 __all__ = [
     "INIT_SCHEMES",
@@ -26,6 +27,7 @@ __all__ = [
     "compute_eps",
     "longhorn_exact_scan",
     "longhorn_scan",
+    "load_trained",
     "longhorn_step",
     "mixer_param_count",
     "naive_longhorn_scan",
@@ -46,5 +48,6 @@ register_method(
         config_cls=LonghornConfig,
         reproduce=run_experiment,
         bench=run_bench,
+        load_trained=load_trained,
     )
 )

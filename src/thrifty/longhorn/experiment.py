@@ -29,6 +29,7 @@ from thrifty.longhorn.baselines import count_params
 from thrifty.longhorn.config import LonghornConfig
 from thrifty.longhorn.initialization import INIT_SCHEMES
 from thrifty.longhorn.mqar_experiment import best_ssm_margin, headline_cell, run_mqar
+from thrifty.longhorn.saved import save_zoo_model
 
 EXTRAP_MODELS = ("longhorn", "mamba", "transformer")
 DECODE_MODELS = ("longhorn", "mamba", "transformer")
@@ -59,7 +60,7 @@ def _train_lm(
     g = torch.Generator().manual_seed(seed + 201)
     batches = [random_token_batch(data["train"], cfg.lm_batch, cfg.lm_len, g) for _ in range(cfg.lm_steps)]
     torch.manual_seed(seed)
-    model = build_model(name, data["vocab"], cfg.lm_d_model, cfg.ssm_layers, cfg.d_state, init_scheme).to(ctx.device)
+    model = build_model(**_build_args(name, init_scheme, data["vocab"], cfg)).to(ctx.device)
 
     def bpc(m: nn.Module, window_seed: int) -> float:
         return evaluate_bits_per_token(
@@ -93,6 +94,18 @@ def _train_lm(
     return model, row
 
 
+def _build_args(name: str, init_scheme: str, vocab: int, cfg: LonghornConfig) -> dict[str, Any]:
+    """``build_model``'s keyword arguments for a char-LM model (saved beside its weights)."""
+    return {
+        "name": name,
+        "vocab": vocab,
+        "d_model": cfg.lm_d_model,
+        "ssm_layers": cfg.ssm_layers,
+        "d_state": cfg.d_state,
+        "init_scheme": init_scheme,
+    }
+
+
 def _seeds_at(name: str, scheme: str, lr: float, cfg: LonghornConfig, ctx: RunContext, data: dict) -> list[dict]:
     return [_train_lm(name, scheme, lr, ctx.seed + i, cfg, ctx, data)[1] for i in range(1, cfg.lm_seeds)]
 
@@ -108,6 +121,9 @@ def run_char_lm(cfg: LonghornConfig, ctx: RunContext) -> tuple[dict[str, nn.Modu
         sweep = {lr: _train_lm(name, cfg.init_scheme, lr, ctx.seed, cfg, ctx, data) for lr in cfg.lm_lrs}
         best_lr = min(sweep, key=lambda lr: sweep[lr][1]["select_bpc"])
         zoo[name], first = sweep[best_lr]
+        build_args = _build_args(name, cfg.init_scheme, data["vocab"], cfg)
+        meta = {"task": "char_lm", "lr": best_lr, "seed": ctx.seed, "val_bpc": first["val_bpc"], "chars": tok.chars}
+        save_zoo_model(ctx.out_dir / "models" / f"lm-{name}", zoo[name], build_args, meta)
         runs = [first, *_seeds_at(name, cfg.init_scheme, best_lr, cfg, ctx, data)]
         metrics[name] = _lm_summary(runs, best_lr, {lr: r[1]["val_bpc"] for lr, r in sweep.items()}, cfg)
     if cfg.lm_second_family:  # the other initialisation family, each SSM at its best lr, first seed only

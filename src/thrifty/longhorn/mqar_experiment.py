@@ -15,6 +15,7 @@ from thrifty.longhorn.algorithm import build_model, masked_lm_loss
 from thrifty.longhorn.baselines import count_params
 from thrifty.longhorn.config import LonghornConfig
 from thrifty.longhorn.mqar import mqar_accuracy, mqar_batch, plateau_heuristics
+from thrifty.longhorn.saved import save_zoo_model
 
 SSM_MODELS = ("longhorn", "longhorn_exact", "mamba")
 
@@ -91,13 +92,17 @@ def run_mqar(cfg: LonghornConfig, ctx: RunContext) -> dict[str, Any]:
         best: dict[str, Any] | None = None
         for lr in cfg.mqar_lrs:
             torch.manual_seed(ctx.seed)
-            model = build_model(name, cfg.mqar_vocab, d, cfg.mqar_layers, n_state, cfg.init_scheme).to(ctx.device)
+            args = {"name": name, "vocab": cfg.mqar_vocab, "d_model": d, "ssm_layers": cfg.mqar_layers}
+            args.update(d_state=n_state, init_scheme=cfg.init_scheme)
+            model = build_model(**args).to(ctx.device)
             series = f"mqar/{name}/d{d}/N{n_state}/lr{lr:g}"
             fit = train_mqar_model(model, cfg, lr, order, ((train_x, train_y), val), ctx, series)
             row = {"model": name, "d_model": d, "d_state": n_state, "lr": lr, "params": count_params(model), **fit}
             row.update({f"acc_kv{kv}": mqar_eval(model, x, y, ctx.device) for kv, (x, y) in tests.items()})
             if best is None or row["val_acc"] > best["val_acc"]:
                 best = row
+                meta = {"task": "mqar", "seed": ctx.seed, **{k: v for k, v in row.items() if k != "curve"}}
+                save_zoo_model(ctx.out_dir / "models" / f"mqar-{name}-d{d}-N{n_state}", model, args, meta)
         rows.append(best)
     g = ctx.generator(offset=103)
     heuristics = {

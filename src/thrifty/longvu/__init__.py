@@ -24,6 +24,7 @@ from thrifty.longvu.config import LongVUExperimentConfig
 from thrifty.longvu.experiment import run_experiment
 from thrifty.longvu.features import calibrate_threshold, hog_color_features
 from thrifty.longvu.ops import choose_highres, enforce_budget, frame_relevance, spatial_token_reduce, temporal_reduce
+from thrifty.longvu.saved import load_trained
 from thrifty.longvu.tokens import TokenSet, pool_grid
 from thrifty.longvu.video import VideoGenerator
 
@@ -37,11 +38,13 @@ METHOD = register_method(
         ),
         config_cls=LongVUExperimentConfig,
         reproduce=run_experiment,
+        load_trained=load_trained,
         bench=run_bench,
     )
 )
 
 __all__ = [
+    "load_trained",
     "BASELINES",
     "Compressor",
     "DyCokeKeep",

@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from thrifty.core.checkpoint import save_checkpoint
 from thrifty.core.runs import RunContext
 from thrifty.core.train import TrainConfig, train
 from thrifty.longvu.baselines import BASELINES
@@ -18,6 +17,7 @@ from thrifty.longvu.compressor import Compressor, LongVUCompressor
 from thrifty.longvu.config import LongVUExperimentConfig
 from thrifty.longvu.data import EncodedVideos
 from thrifty.longvu.model import FrameEncoder, QAModel, pack_token_sets, position_vocab
+from thrifty.longvu.saved import save_qa_model
 from thrifty.longvu.tokens import TokenSet
 from thrifty.longvu.video import COVERAGE, NEEDLE, QUESTION_NAMES
 
@@ -158,7 +158,7 @@ def run_arm(
     test_packed = pack_token_sets(test_sets, **pack)
     model, train_s = train_qa(cfg, ctx, arm, train_packed, train_videos, side)
     metrics = evaluate_qa(model, test_packed, test_videos, arm.name.startswith("tome"), ctx.device)
-    save_checkpoint(ctx.out_dir / "models" / arm.name, model, {"arm": arm.name, "budget": arm.budget, **cfg.to_dict()})
+    save_qa_model(ctx.out_dir / "models" / arm.name, model, {"arm": arm.name, "budget": arm.budget, **metrics})
     return {
         **metrics,
         **kept_token_metrics(test_sets, test_videos),

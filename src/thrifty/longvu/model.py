@@ -81,6 +81,15 @@ class QAModel(nn.Module):
         time_buckets: int = 16,
     ) -> None:
         super().__init__()
+        self.init_config = {  # the constructor arguments, saved beside the weights (see thrifty.longvu.saved)
+            "token_dim": token_dim,
+            "n_photos": n_photos,
+            "side": side,
+            "dim": dim,
+            "n_layers": n_layers,
+            "n_heads": n_heads,
+            "time_buckets": time_buckets,
+        }
         self.offsets = position_vocab(side)
         self.time_buckets = time_buckets
         self.in_proj = nn.Linear(token_dim, dim)
