@@ -122,7 +122,9 @@ def test_executorch_int4_program_agrees_with_eager_and_bits_match_pte_bytes() ->
     assert float(clear.float().mean()) > 0.8
     assert float((rt_last.argmax(-1) == last.argmax(-1))[clear].float().mean()) >= 0.99
     linear_weights = sum(m.weight.numel() for m in fp32.modules() if isinstance(m, nn.Linear))
-    # XNNPACK stores int4 weights with 16-bit scales: bytes saved = weights * (32 - 4 - 16/g) / 8.
+    # XNNPACK stores int4 weights with 16-bit scales: bytes saved = weights * (32 - 4 - 16/g) / 8; the int4
+    # embedding (ExecuTorch's quantised op) keeps fp32 scales: saved = weights * (32 - 4 - 32/g) / 8.
     predicted = linear_weights * (32 - int4_bits_per_weight(32, 64, scale_bits=16)) / 8
+    predicted += fp32.embed.weight.numel() * (32 - int4_bits_per_weight(32, 64, scale_bits=32)) / 8
     saved = len(program_fp32.buffer) - len(program_int4.buffer)
     assert abs(saved - predicted) / predicted < 0.03

@@ -15,10 +15,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-# Ops that stay outside the delegate by design: the embedding gather (prefill and decode) and, in the
-# static-cache decode graph, the position-row gathers and the in-place cache update.
-PREFILL_ALLOWED = frozenset({"aten.embedding.default"})
-DECODE_ALLOWED = frozenset({"aten.embedding.default", "aten.index_select.default", "aten.index_put.default"})
+# Ops that stay outside the delegate by design: the embedding gather (prefill and decode; fp32 or ExecuTorch's
+# int4 quantised kernel) and, in the static-cache decode graph, the position-row gathers and the cache update.
+INT4_EMBEDDING_OP = "quantized_decomposed.embedding_4bit.dtype"
+PREFILL_ALLOWED = frozenset({"aten.embedding.default", INT4_EMBEDDING_OP})
+DECODE_ALLOWED = frozenset(
+    {"aten.embedding.default", INT4_EMBEDDING_OP, "aten.index_select.default", "aten.index_put.default"}
+)
 
 
 def executorch_available() -> bool:
@@ -111,3 +114,62 @@ class ExecuTorchRunner:
 
     def __call__(self, *inputs: Tensor) -> Tensor:
         return self.method.execute(list(inputs))[0]
+
+
+def int4_embedding_reference(values: Tensor, scales: Tensor, ids: Tensor) -> Tensor:
+    """Plain lookup of a group-wise symmetric int4 table: ``values (V, D)`` in [-8, 7], ``scales (V, D/g)``.
+
+    Returns ``(*ids.shape, D)`` float32: ``values[ids] * scales[ids]`` repeated over each group of ``g``.
+    """
+    n_groups = scales.shape[1]
+    table = values.float().view(values.shape[0], n_groups, -1) * scales.float().unsqueeze(-1)
+    return table.view(values.shape[0], -1)[ids]
+
+
+class Int4PackedEmbedding(nn.Module):
+    """An embedding table stored as int4, two values per byte, with group-wise fp32 scales.
+
+    The lookup is ``quantized_decomposed.embedding_4bit`` (ExecuTorch's op), so an exported program keeps the
+    table at 4 bits in the ``.pte`` and runs ExecuTorch's quantised kernel; eager, the op unpacks and looks up
+    the same numbers as :func:`int4_embedding_reference`.
+
+    Args:
+        values: ``(V, D)`` integer tensor in [-8, 7] (``D`` even).
+        scales: ``(V, D / g)`` positive scales, one per group of ``g`` columns.
+    """
+
+    def __init__(self, values: Tensor, scales: Tensor) -> None:
+        super().__init__()
+        if values.dim() != 2 or values.shape[1] % 2 or int(values.min()) < -8 or int(values.max()) > 7:
+            raise ValueError(f"values: expected a (V, even D) tensor in [-8, 7], got shape {tuple(values.shape)}")
+        if scales.dim() != 2 or scales.shape[0] != values.shape[0] or values.shape[1] % scales.shape[1]:
+            raise ValueError(f"scales: expected (V, D/g) for values {tuple(values.shape)}, got {tuple(scales.shape)}")
+        _load_quantized_ops()
+        shifted = (values.to(torch.int16) + 8).to(torch.uint8).view(values.shape[0], -1, 2)
+        self.register_buffer("packed", shifted[..., 0] * 16 + shifted[..., 1])  # high nibble first, as the op
+        self.register_buffer("scales", scales.detach().float().contiguous())
+        self.num_embeddings, self.embedding_dim = values.shape
+
+    @classmethod
+    def from_torchao(cls, embedding: nn.Embedding) -> Int4PackedEmbedding:
+        """From an ``nn.Embedding`` whose weight torchao quantised to int4 symmetric per group (zero point 0)."""
+        weight = embedding.weight
+        qdata, scale = getattr(weight, "qdata", None), getattr(weight, "scale", None)
+        zero = getattr(weight, "zero_point", None)
+        int4 = getattr(weight, "target_dtype", None) == torch.int4
+        if not int4 or qdata is None or scale is None or (zero is not None and bool(zero.any())):
+            raise ValueError("embedding: expected a torchao int4 symmetric weight (qdata, scale, zero point 0)")
+        return cls(qdata, scale.reshape(qdata.shape[0], -1))
+
+    def forward(self, ids: Tensor) -> Tensor:
+        """``ids (...)`` -> ``(..., D)`` float32."""
+        op = torch.ops.quantized_decomposed.embedding_4bit.dtype
+        return op(self.packed, self.scales, None, -8, 7, ids, dtype=torch.float32)
+
+
+def _load_quantized_ops() -> None:
+    """Register ExecuTorch's ``quantized_decomposed`` op definitions and their AOT out-variant kernels."""
+    from thrifty.core.optional import require
+
+    require("executorch.exir.passes._quant_patterns_and_replacements")
+    require("executorch.kernels.quantized")

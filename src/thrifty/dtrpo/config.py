@@ -66,15 +66,17 @@ class DTRPOConfig(Config):
             "timing_rounds": 2,
         },
         "quick": {},
+        # full: a longer SFT plateau, 2.5x the pairs and steps per arm, a 3-point (beta, lr) grid and 5 seeds;
+        # sized to about 25 min of one idle core (a 5-point grid and 300 steps took an estimated 40 min).
         "full": {
             "sft_steps": 6000,
-            "n_pair_prompts": 1500,
-            "dpo_steps": 300,
-            "sweep": ((0.1, 3e-4), (0.5, 3e-4), (0.5, 1e-3), (1.0, 1e-3), (2.0, 3e-3)),
+            "n_pair_prompts": 1000,
+            "dpo_steps": 200,
+            "sweep": ((0.1, 3e-4), (0.5, 3e-4), (0.5, 1e-3)),
             "timing_rounds": 5,
             "n_seeds": 5,
-            "n_test": 2000,
-            "var_pairs": 256,
+            "n_test": 1500,
+            "var_pairs": 128,
             "var_seeds": 32,
         },
     }

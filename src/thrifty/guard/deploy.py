@@ -8,22 +8,38 @@ import time
 import torch
 from torch import Tensor, nn
 
-from thrifty.core.deploy import ExecuTorchRunner, LoweredProgram, lower_to_executorch
+from thrifty.core.deploy import ExecuTorchRunner, Int4PackedEmbedding, LoweredProgram, lower_to_executorch
 from thrifty.guard.quant import dequantized_copy
 
 
 def lower_guard(model: nn.Module, seq_len: int) -> LoweredProgram:
     """Lower ``model`` (ids ``(1, seq_len)`` -> logits) to a ``.pte``; the eager model is left unchanged.
 
-    A converted int4 embedding is exported with its int4-rounded values in fp32 (see
-    :func:`thrifty.guard.quant.dequantized_copy`); every linear keeps its real 8da4w form.
+    A converted int4 embedding becomes an :class:`~thrifty.core.deploy.Int4PackedEmbedding`, so the ``.pte``
+    holds it at 4 bits and ExecuTorch's quantised embedding kernel runs it (an int8 embedding is exported
+    with its rounded values in fp32, see :func:`thrifty.guard.quant.dequantized_copy`); every linear keeps its
+    real 8da4w form, delegated to XNNPACK.
     """
     if seq_len <= 0:
         raise ValueError(f"seq_len: expected a positive length, got {seq_len}")
     export = copy.deepcopy(model).eval()
+    pack_int4_embeddings(export)
     dequantized_copy(export)
     example = torch.zeros(1, seq_len, dtype=torch.long, device=next(model.parameters()).device)
     return lower_to_executorch(export, (example,))
+
+
+def pack_int4_embeddings(module: nn.Module) -> int:
+    """Replace, in place, every child ``nn.Embedding`` holding a torchao int4 weight by an
+    :class:`~thrifty.core.deploy.Int4PackedEmbedding` with the same numbers; returns how many were replaced."""
+    replaced = 0
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            weight = getattr(child, "weight", None)
+            if isinstance(child, nn.Embedding) and getattr(weight, "target_dtype", None) == torch.int4:
+                setattr(parent, name, Int4PackedEmbedding.from_torchao(child))
+                replaced += 1
+    return replaced
 
 
 @torch.no_grad()
