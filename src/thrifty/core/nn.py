@@ -31,6 +31,31 @@ class RMSNorm(nn.Module):
         return normed.to(dtype) * self.weight
 
 
+class MatmulRMSNorm(RMSNorm):
+    """:class:`RMSNorm` whose mean of squares is a matmul with a ones vector (same parameters and output up to
+    float rounding).
+
+    The reason is deployment: XNNPACK does not take ``aten.mean.dim`` over the last axis of a 3-D tensor, which
+    would leave two non-delegated ops per block in an ExecuTorch program.
+    """
+
+    def __init__(self, dim: int, eps: float = 1e-6) -> None:
+        super().__init__(dim, eps)
+        self.register_buffer("ones", torch.ones(1, dim), persistent=False)
+        self.inv_dim = 1.0 / dim  # a Python float: exact in any dtype the model is cast to
+
+    @classmethod
+    def from_rmsnorm(cls, norm: RMSNorm) -> MatmulRMSNorm:
+        """A copy of ``norm`` (its gain shared) computed the matmul way."""
+        out = cls(norm.weight.shape[0], norm.eps).to(norm.weight.device)
+        out.weight = norm.weight
+        return out
+
+    def forward(self, x: Tensor) -> Tensor:
+        mean_sq = F.linear(x * x, self.ones.to(x.dtype)) * self.inv_dim
+        return x * torch.rsqrt(mean_sq + self.eps) * self.weight
+
+
 class RotaryEmbedding(nn.Module):
     """Rotary position tables: ``positions (T,) -> (cos, sin)``, each ``(T, head_dim // 2)``."""
 

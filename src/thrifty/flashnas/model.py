@@ -17,28 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from thrifty.core.nn import RMSNorm, RotaryEmbedding, SwiGLU, apply_rope
+from thrifty.core.nn import MatmulRMSNorm, RotaryEmbedding, SwiGLU, apply_rope
 from thrifty.flashnas.config import FlashLMConfig
 
 AttnImpl = Literal["matmul", "sdpa"]
-
-
-class FlashRMSNorm(RMSNorm):
-    """:class:`thrifty.core.nn.RMSNorm` whose mean of squares is a matmul with a ones vector.
-
-    Same parameters and (up to float rounding) the same output; the reason is deployment: XNNPACK
-    does not take ``aten.mean.dim`` over the last axis of a 3-D tensor, which would leave two
-    non-delegated ops per block.
-    """
-
-    def __init__(self, dim: int, eps: float = 1e-6) -> None:
-        super().__init__(dim, eps)
-        self.register_buffer("ones", torch.ones(1, dim), persistent=False)
-        self.inv_dim = 1.0 / dim  # a Python float: exact in any dtype the model is cast to
-
-    def forward(self, x: Tensor) -> Tensor:
-        mean_sq = F.linear(x * x, self.ones.to(x.dtype)) * self.inv_dim
-        return x * torch.rsqrt(mean_sq + self.eps) * self.weight
 
 
 class FlashAttention(nn.Module):
@@ -96,9 +78,9 @@ class FlashBlock(nn.Module):
         super().__init__()
         self.has_attn = bool(cfg.attn[layer])
         if self.has_attn:
-            self.attn_norm = FlashRMSNorm(cfg.d_model, cfg.norm_eps)
+            self.attn_norm = MatmulRMSNorm(cfg.d_model, cfg.norm_eps)
             self.attn = FlashAttention(cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim)
-        self.mlp_norm = FlashRMSNorm(cfg.d_model, cfg.norm_eps)
+        self.mlp_norm = MatmulRMSNorm(cfg.d_model, cfg.norm_eps)
         self.mlp = SwiGLU(cfg.d_model, cfg.ffn[layer])
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | None, impl: AttnImpl) -> Tensor:
@@ -123,7 +105,7 @@ class FlashLM(nn.Module):
         self.cfg, self.attn_impl = cfg, attn_impl
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.blocks = nn.ModuleList(FlashBlock(cfg, i) for i in range(cfg.n_layers))
-        self.norm = FlashRMSNorm(cfg.d_model, cfg.norm_eps)
+        self.norm = MatmulRMSNorm(cfg.d_model, cfg.norm_eps)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         self.head.weight = self.embed.weight
         rope = RotaryEmbedding(cfg.head_dim, cfg.rope_base)
