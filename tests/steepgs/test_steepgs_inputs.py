@@ -11,7 +11,7 @@ import thrifty.steepgs as steepgs
 from thrifty.core.config import ConfigError
 from thrifty.steepgs import ADCStrategy, SteepStrategy, fit_image_2d, make_optimizers
 from thrifty.steepgs.config import SteepGSConfig
-from thrifty.steepgs.experiment import LRS_2D
+from thrifty.steepgs.experiment2d import LRS_2D
 from thrifty.steepgs.render import render_2d
 
 H = W = 8

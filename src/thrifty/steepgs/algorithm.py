@@ -16,13 +16,15 @@ from thrifty.steepgs.strategy import Strategy
 
 @dataclass
 class FitResult:
-    """Outcome of one fit: final Gaussian count, PSNRs (dB) and the count after each step."""
+    """Outcome of one fit: final Gaussian count, PSNRs (dB), the count after each step, and (if the fit was
+    extended at fixed count, see :func:`fit_scene_3d`) the test PSNR after the extension."""
 
     n_gaussians: int
     train_psnr: float
     test_psnr: float
     counts: list[int]
     params: dict[str, Tensor]
+    extended_test_psnr: float | None = None
 
 
 def psnr(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> float:
@@ -206,31 +208,37 @@ def fit_scene_3d(
     scene_scale: float,
     background: Tensor,
     tile_size: int | None = 16,
+    extra_steps: int = 0,
 ) -> FitResult:
     """Fit 3D Gaussians to posed images (one random training view per step, L1 loss).
 
-    The position learning rate decays exponentially by 100x over ``steps`` (3DGS schedule shape).
+    The position learning rate decays exponentially by 100x over ``steps`` (3DGS schedule shape). With
+    ``extra_steps`` > 0 the fit is scored after ``steps`` and then trained ``extra_steps`` more at the final
+    learning rates, density control off (fixed count); the test PSNR then is ``extended_test_psnr``.
 
     Args:
         train, test: (camera, image (H, W, 3)) pairs. init: initial parameter tensors (see render_3d).
     """
+    if steps <= 0 or extra_steps < 0:
+        raise ValueError(f"steps, extra_steps: expected > 0 and >= 0, got {steps}, {extra_steps}")
     params = {k: torch.nn.Parameter(v.clone()) for k, v in init.items()}
     optimizers = make_optimizers(params, lrs)
     strategy.check_sanity(params, optimizers)
     state = strategy.initialize_state(scene_scale)
     counts = []
-    for step in range(steps):
+
+    def train_step(step: int, densify: bool) -> None:
         cam, target = train[int(torch.randint(len(train), (1,), generator=generator))]
         img, info = render_3d(params, cam, background=background, tile_size=tile_size)
         loss = (img - target).abs().mean()
         strategy.step_pre_backward(params, optimizers, state, step, info)
         loss.backward()
-        strategy.step_post_backward(params, optimizers, state, step, info)
-        optimizers["means"].param_groups[0]["lr"] = lrs["means"] * 0.01 ** (step / max(1, steps - 1))
+        if densify:
+            strategy.step_post_backward(params, optimizers, state, step, info)
+        optimizers["means"].param_groups[0]["lr"] = lrs["means"] * 0.01 ** (min(step, steps - 1) / max(1, steps - 1))
         for opt in optimizers.values():
             opt.step()
             opt.zero_grad(set_to_none=True)
-        counts.append(params["means"].shape[0])
 
     def mean_psnr(views: list[tuple[Camera, Tensor]]) -> float:
         with torch.no_grad():
@@ -238,4 +246,13 @@ def fit_scene_3d(
                 psnr(render_3d(params, c, background=background, tile_size=tile_size)[0], t) for c, t in views
             ) / len(views)
 
-    return FitResult(counts[-1], mean_psnr(train), mean_psnr(test), counts, {k: v.detach() for k, v in params.items()})
+    for step in range(steps):
+        train_step(step, densify=True)
+        counts.append(params["means"].shape[0])
+    snapshot = {k: v.detach().clone() for k, v in params.items()}
+    result = FitResult(counts[-1], mean_psnr(train), mean_psnr(test), counts, snapshot)
+    for step in range(steps, steps + extra_steps):
+        train_step(step, densify=False)
+    if extra_steps:
+        result.extended_test_psnr = mean_psnr(test)
+    return result

@@ -88,7 +88,21 @@ def symmetric_offsets(directions: Tensor, lengths: Tensor) -> Tensor:
     """Offsets (2K, d) for two offspring per parent: rows [0, K) are +l v, rows [K, 2K) are -l v.
 
     The official code tiles offsets with ``repeat(2, 1)`` but alternates signs by row parity, so for an
-    even K both offspring of a parent move the same way; this explicit block layout has no such bug.
+    even K both offspring of a parent move the same way; this explicit block layout has no such bug
+    (:func:`parity_bug_offsets` emulates the bug on purpose).
     """
     step = directions * lengths[:, None]
     return torch.cat([step, -step])
+
+
+def parity_bug_offsets(directions: Tensor, lengths: Tensor) -> Tensor:
+    """EMULATION of the released SteepGS code's sign bug (not a correct split): offsets (2K, d).
+
+    The steps l v (K, d) are tiled as rows [0, K) and [K, 2K) (``repeat(2, 1)``) and row r gets sign
+    + if r is even, - if r is odd. Offspring i and K + i therefore share a sign (both on one side of the
+    parent) whenever K is even, and get opposite signs when K is odd.
+    """
+    step = (directions * lengths[:, None]).repeat(2, 1)
+    rows = torch.arange(step.shape[0], device=step.device)
+    sign = torch.where(rows % 2 == 0, 1.0, -1.0).to(step.dtype)
+    return step * sign[:, None]

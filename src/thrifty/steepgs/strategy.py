@@ -23,6 +23,9 @@ from thrifty.steepgs.ops import rotation_2d, rotation_from_quats
 from thrifty.steepgs.splitting import ESTIMATORS, smallest_eigenpairs, splitting_matrix
 
 OPACITY_RULES = ("half", "keep", "revised")
+DIRECTIONS = ("eigen", "random")
+SELECTIONS = ("steep", "grad", "random_veto")
+PLACEMENTS = ("steep", "adc")
 
 
 def _rotations(params: dict) -> Tensor:
@@ -159,8 +162,10 @@ class ADCStrategy(Strategy):
     def grow(self, params: dict, optimizers: dict, state: dict) -> None:
         """Clone small high-gradient Gaussians, split large ones (two sampled offspring, scale / 1.6)."""
         grads = state["grad2d"] / state["count"].clamp_min(1)
-        high = grads >= self.grow_grad2d
-        high = self._apply_budget(params, high, grads)
+        self.place_adc(params, optimizers, state, self._apply_budget(params, grads >= self.grow_grad2d, grads))
+
+    def place_adc(self, params: dict, optimizers: dict, state: dict, high: Tensor) -> None:
+        """ADC's placement of the selected Gaussians ``high`` (N,) bool: clone the small, split the large."""
         small = torch.exp(params["scales"].detach()).max(-1).values <= self.grow_scale3d * state["scene_scale"]
         clone, split = high & small, high & ~small
         if clone.any():
@@ -208,11 +213,21 @@ class SteepStrategy(ADCStrategy):
     diag(s^2))), scale / split_div; small ones become 2 offspring at p +/- clone_shift * v_min with
     unchanged scale. Offspring opacity follows ``opacity_rule`` ("half" is the paper's rule).
 
+    ``selection`` and ``placement`` split the method into its two parts for the factorial controls:
+    "steep" selection is the eigenvalue filter, "grad" is ADC's candidate set unfiltered, and
+    "random_veto" removes as many random ADC candidates as the eigenvalue filter would remove;
+    "steep" placement is the +/- v_min split above, "adc" is ADC's clone / sampled split.
+
     Args:
         s_thresh: eigenvalue threshold (official default -1e-6).
         estimator: "identity" (exact S) or "inv_cov" (the official repo's proxy) [recon].
         direction: "eigen" (v_min) or "random" (a control: same selection, random unit direction).
         clone_shift: offset of small offspring along +/- v, in world units (pixels in 2D) [recon].
+        selection: "steep", "grad" or "random_veto" (see above).
+        placement: "steep" or "adc" (see above).
+        parity_bug: emulate the released code's offspring signs (an explicit, labelled emulation, off by
+            default): split offsets tiled with ``repeat(2, 1)`` and signed + on even rows, - on odd rows, so
+            both offspring of a parent land on the same side whenever the number of splits is even.
     """
 
     s_thresh: float = -1e-6
@@ -221,13 +236,20 @@ class SteepStrategy(ADCStrategy):
     require_grad_cond: bool = True
     clone_shift: float = 0.0
     opacity_rule: str = "half"
+    selection: str = "steep"
+    placement: str = "steep"
+    parity_bug: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.estimator not in ESTIMATORS:
-            raise ValueError(f"estimator: expected one of {ESTIMATORS}, got {self.estimator!r}")
-        if self.direction not in ("eigen", "random"):
-            raise ValueError(f"direction: expected 'eigen' or 'random', got {self.direction!r}")
+        for name, value, allowed in (
+            ("estimator", self.estimator, ESTIMATORS),
+            ("direction", self.direction, DIRECTIONS),
+            ("selection", self.selection, SELECTIONS),
+            ("placement", self.placement, PLACEMENTS),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{name}: expected one of {allowed}, got {value!r}")
 
     def update_state(self, params: dict, state: dict, info: dict) -> None:
         """ADC statistics plus the running sum of S over visible views."""
@@ -238,17 +260,38 @@ class SteepStrategy(ADCStrategy):
         mats = splitting_matrix(info, self.estimator, params).to(state["split_mats"].dtype)
         state["split_mats"][info["visible"]] += mats[info["visible"]]
 
+    def select(self, grads: Tensor, lam: Tensor) -> Tensor:
+        """The grown set (N,) bool from mean NDC gradients (N,) and lambda_min (N,) per ``selection``."""
+        candidates = grads >= self.grow_grad2d if self.require_grad_cond else torch.ones_like(lam, dtype=torch.bool)
+        steep = candidates & (lam < self.s_thresh)
+        if self.selection == "steep":
+            return steep
+        if self.selection == "grad":
+            return candidates
+        idx = torch.nonzero(candidates).squeeze(1)
+        n_veto = int(candidates.sum()) - int(steep.sum())
+        if self._generator is None:
+            self._generator = torch.Generator().manual_seed(self.seed)
+        vetoed = idx[torch.randperm(len(idx), generator=self._generator)[:n_veto].to(idx.device)]
+        kept = candidates.clone()
+        kept[vetoed] = False
+        return kept
+
     def grow(self, params: dict, optimizers: dict, state: dict) -> None:
-        """Split every selected Gaussian into 2 offspring along +/- v_min (see class docstring)."""
+        """Grow the selected Gaussians with the configured placement (see class docstring)."""
         count = state["count"].clamp_min(1)
         lam, vec = smallest_eigenpairs(state["split_mats"] / count[:, None, None])
-        selected = lam < self.s_thresh
-        if self.require_grad_cond:
-            selected &= state["grad2d"] / count >= self.grow_grad2d
-        selected = self._apply_budget(params, selected, -lam)
-        if not selected.any():
+        grads = state["grad2d"] / count
+        selected = self.select(grads, lam)
+        if self.placement == "adc":
+            self.place_adc(params, optimizers, state, self._apply_budget(params, selected, grads))
             return
-        vec = vec[selected]
+        selected = self._apply_budget(params, selected, -lam)
+        if selected.any():
+            self.place_steep(params, optimizers, state, selected, vec[selected])
+
+    def place_steep(self, params: dict, optimizers: dict, state: dict, selected: Tensor, vec: Tensor) -> None:
+        """Replace each selected Gaussian by 2 offspring along +/- ``vec`` (K, d) (large ones also shrink)."""
         if self.direction == "random":
             vec = self._rand(tuple(vec.shape), vec)
             vec = vec / vec.norm(dim=-1, keepdim=True)
@@ -260,6 +303,11 @@ class SteepStrategy(ADCStrategy):
             torch.full_like(large, self.clone_shift, dtype=scales.dtype),
         )
         offsets = gaussian_ops.symmetric_offsets(vec, lengths)
+        if self.parity_bug and large.any():
+            rows = torch.nonzero(large).squeeze(1)
+            buggy = gaussian_ops.parity_bug_offsets(vec[large], lengths[large])
+            offsets[rows] = buggy[: len(rows)]
+            offsets[rows + len(vec)] = buggy[len(rows) :]
         offspring = self._offspring(params, selected, offsets, 1.0)
         shrink = torch.log(torch.tensor(self.split_div, dtype=offsets.dtype)) * large.repeat(2)
         offspring["scales"] = offspring["scales"] - shrink[:, None]
