@@ -82,11 +82,17 @@ def unroll_clip(
     masks: Tensor,
     teacher: TinyTAM | None = None,
     kd_weights: tuple[float, float] = (1.0, 1.0),
+    gated_mask_loss: bool = False,
 ) -> dict[str, Tensor]:
     """Track a batch of clips from a ground-truth first-frame mask; memories come from PREDICTED masks.
 
     Args:
         frames: ``(B, T, 3, S, S)``. masks: ``(B, T, 1, S, S)``. teacher: frozen model for distillation.
+        gated_mask_loss: score the mask terms on the object-gated logits (SAM 2: a frame judged absent is
+            ``-1024`` everywhere, so a present object there costs ~``20 * 256 * area`` with no gradient).
+            [recon] Default False: the mask terms use the logits before the gate (``masks_ungated``); memories
+            and evaluation still use the gated masks. The gradient-free spikes were the "divergence" of the
+            perceiver variants' training loss at 64 px.
 
     Returns:
         dict with the mean ``loss`` over frames 1..T-1 (plus ``kd`` when distilling).
@@ -100,7 +106,8 @@ def unroll_clip(
     total, kd = frames.new_zeros(()), frames.new_zeros(())
     for t in range(1, frames.shape[1]):
         out = model.track_step(frames[:, t], bank, t)
-        total = total + sam2_loss(out["masks"], out["iou"], out["obj_logit"], masks[:, t])["loss"]
+        logits = out["masks"] if gated_mask_loss else out["masks_ungated"]
+        total = total + sam2_loss(logits, out["iou"], out["obj_logit"], masks[:, t])["loss"]
         if teacher is not None:
             with torch.no_grad():
                 t_out = teacher.track_step(frames[:, t], t_bank, t)
@@ -163,6 +170,15 @@ def track_videos(model: TinyTAM, videos: VideoBatch, batch: int = 16) -> Tracked
         logits += [x[:, 0].float().cpu().numpy() for x in lg]
         gts += [x[:, 0].cpu().numpy() > 0.5 for x in masks]
     model.train(was_training)
+    return TrackedVideos(gts, logits, [bool(o) for o in videos.occluded.tolist()])
+
+
+def copy_first_frame_tracks(videos: VideoBatch) -> TrackedVideos:
+    """The copy-first-frame floor: every frame predicts the prompt mask (logit +1 inside, -1 outside)."""
+    first = videos.masks[:, :1, 0].cpu().numpy() > 0.5  # (B, 1, S, S)
+    t_len = videos.masks.shape[1]
+    logits = [np.repeat(np.where(f, 1.0, -1.0), t_len, axis=0).astype(np.float32) for f in first]
+    gts = [x[:, 0].cpu().numpy() > 0.5 for x in videos.masks]
     return TrackedVideos(gts, logits, [bool(o) for o in videos.occluded.tolist()])
 
 

@@ -173,8 +173,9 @@ class MaskDecoder(nn.Module):
             sparse: ``(B, N, C)`` prompt tokens. dense: ``(B, C, H, W)`` dense prompt.
 
         Returns:
-            dict with ``masks`` ``(B, 1, 4H, 4W)`` logits (``-1024`` when the object score is <= 0), ``iou``
-            ``(B, 1)`` in [0, 1], ``obj_logit`` ``(B, 1)``, ``obj_ptr`` ``(B, C)``.
+            dict with ``masks`` ``(B, 1, 4H, 4W)`` logits (``-1024`` when the object score is <= 0),
+            ``masks_ungated`` (the same logits before that gate), ``iou`` ``(B, 1)`` in [0, 1], ``obj_logit``
+            ``(B, 1)``, ``obj_ptr`` ``(B, C)``.
         """
         b, c, h, w = feat.shape
         tok = torch.cat([self.tokens.expand(b, -1, -1), sparse], dim=1)
@@ -189,10 +190,11 @@ class MaskDecoder(nn.Module):
         masks = torch.einsum("bc,bchw->bhw", self.hyper(mask_tok), up).unsqueeze(1)
         obj_logit = self.obj_head(obj_tok)
         present = (obj_logit > 0).to(masks.dtype)
-        masks = torch.where(present.view(b, 1, 1, 1) > 0, masks, torch.full_like(masks, NO_OBJ_SCORE))
+        gated = torch.where(present.view(b, 1, 1, 1) > 0, masks, torch.full_like(masks, NO_OBJ_SCORE))
         ptr = present * self.ptr_head(mask_tok) + (1 - present) * self.no_obj_ptr  # SAM 2 fixed_no_obj_ptr
         return {
-            "masks": masks,
+            "masks": gated,
+            "masks_ungated": masks,
             "iou": torch.sigmoid(self.iou_head(iou_tok)),
             "obj_logit": obj_logit,
             "obj_ptr": ptr,

@@ -45,6 +45,8 @@ class TinyTAM(nn.Module):
                 cfg.patch_grid,
                 latent_std=cfg.latent_std,
                 norm_init=cfg.perceiver_norm_init,
+                branch_gain=cfg.perceiver_branch_gain,
+                init=cfg.perceiver_init,
             )
 
     def new_bank(self) -> MemoryBank:
@@ -125,7 +127,7 @@ class TinyTAM(nn.Module):
         )
         out = self.decoder(cond, self.prompt_encoder.dense_pe(), sparse, dense)
         if mask_prompt is not None:
-            out["masks"] = mask_prompt * 20 - 10
+            out["masks"] = out["masks_ungated"] = mask_prompt * 20 - 10
             out["obj_logit"] = torch.where(mask_prompt.flatten(1).amax(1, keepdim=True) > 0, 10.0, -10.0)
         out["feat"], out["cond"] = feat.flatten(2).transpose(1, 2), cond.flatten(2).transpose(1, 2)
         if store and self.memory_attention is not None:

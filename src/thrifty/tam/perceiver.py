@@ -8,6 +8,11 @@ Behaviour follows EdgeTAM's ``PerceiverResampler`` (spec section 4):
   positions; its output position is the sine PE of the latent grid. Its "self-attention" runs over a single
   token, so patch latents never exchange information (locality is exact);
 * both branches share the layer weights and the final LayerNorm.
+
+Two [recon] training aids, off by default (EdgeTAM's released module): ``branch_gain`` puts a per-channel
+layer-scale gain on the feed-forward and latent self-attention residual branches, and ``init="pool"`` starts the
+cross-attention as an average pool (uniform attention, identity value and output maps), so a fresh perceiver
+stores windowed averages of the memory map instead of input-independent latents.
 """
 
 from __future__ import annotations
@@ -57,20 +62,38 @@ class _LatentAttention(nn.Module):
         out = attention(self._split(self.q(lat)), self._split(k), self._split(v))
         return self.out(out.transpose(1, 2).flatten(2))
 
+    def init_as_pool(self) -> None:
+        """Uniform attention (zero query map) with identity value and output maps: the output is the mean
+        of the normalised context (plus the mean position when positions are given)."""
+        dim = self.q.weight.shape[0]
+        with torch.no_grad():
+            self.q.weight.zero_()
+            self.kv.weight[dim:].copy_(torch.eye(dim))
+            self.out.weight.copy_(torch.eye(dim))
+
+
+BRANCHES = ("ff1", "self_attn", "ff2")  # the residual branches that act on the latents alone
+
 
 class _PerceiverLayer(nn.Module):
-    def __init__(self, dim: int, heads: int, ff_mult: int) -> None:
+    def __init__(self, dim: int, heads: int, ff_mult: int, branch_gain: float | None) -> None:
         super().__init__()
         self.cross = _LatentAttention(dim, heads)
         self.ff1 = _feed_forward(dim, ff_mult)
         self.self_attn = _LatentAttention(dim, heads, norm_context=False)
         self.ff2 = _feed_forward(dim, ff_mult)
+        self.gains = None
+        if branch_gain is not None:  # layer scale: one per-channel gain per latent-only branch
+            self.gains = nn.ParameterDict({b: nn.Parameter(torch.full((dim,), float(branch_gain))) for b in BRANCHES})
+
+    def _branch(self, name: str, out: Tensor) -> Tensor:
+        return out if self.gains is None else out * self.gains[name]
 
     def forward(self, latents: Tensor, context: Tensor, pos: Tensor | None) -> Tensor:
         latents = latents + self.cross(latents, context, pos)
-        latents = latents + self.ff1(latents)
-        latents = latents + self.self_attn(latents)
-        return latents + self.ff2(latents)
+        latents = latents + self._branch("ff1", self.ff1(latents))
+        latents = latents + self._branch("self_attn", self.self_attn(latents))
+        return latents + self._branch("ff2", self.ff2(latents))
 
 
 class SpatialPerceiver(nn.Module):
@@ -83,6 +106,9 @@ class SpatialPerceiver(nn.Module):
             compressed memory depend on its input from the first step; see :class:`TamModelConfig`.
         norm_init: initial gain of the final LayerNorm (PyTorch default 1). [recon] see
             :class:`~thrifty.tam.config.TamModelConfig`.
+        branch_gain: [recon] initial layer-scale gain of the feed-forward and latent self-attention residual
+            branches; ``None`` (EdgeTAM) has no gains, ``0.0`` starts those branches closed.
+        init: ``"random"`` (EdgeTAM) or ``"pool"`` [recon]: every cross-attention starts as an average pool.
     """
 
     def __init__(
@@ -95,16 +121,33 @@ class SpatialPerceiver(nn.Module):
         ff_mult: int = 4,
         latent_std: float = 1.0,
         norm_init: float = 1.0,
+        branch_gain: float | None = None,
+        init: str = "random",
     ) -> None:
         super().__init__()
         if n_global < 0 or min(patch_grid) < 0 or n_global + patch_grid[0] * patch_grid[1] == 0:
             raise ValueError(f"n_global, patch_grid: expected at least one latent, got {n_global}, {patch_grid}")
+        if init not in ("random", "pool"):
+            raise ValueError(f"init: expected 'random' or 'pool', got {init!r}")
         self.dim, self.n_global, self.patch_grid = dim, n_global, tuple(patch_grid)
         self.global_latents = nn.Parameter(latent_std * torch.randn(n_global, dim))
         self.patch_latents = nn.Parameter(latent_std * torch.randn(patch_grid[0] * patch_grid[1], dim))
-        self.layers = nn.ModuleList(_PerceiverLayer(dim, heads, ff_mult) for _ in range(depth))
+        self.layers = nn.ModuleList(_PerceiverLayer(dim, heads, ff_mult, branch_gain) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)
         nn.init.constant_(self.norm.weight, norm_init)
+        if init == "pool":
+            for layer in self.layers:
+                layer.cross.init_as_pool()
+
+    def branch_parameters(self) -> list[nn.Parameter]:
+        """Parameters of the latent-only residual branches (feed-forwards, self-attention, their gains)."""
+        params: list[nn.Parameter] = []
+        for layer in self.layers:
+            for name in BRANCHES:
+                params += list(getattr(layer, name).parameters())
+            if layer.gains is not None:
+                params += list(layer.gains.parameters())
+        return params
 
     @property
     def n_patch(self) -> int:
