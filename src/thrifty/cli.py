@@ -49,7 +49,11 @@ def _build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("reproduce", help="run methods' reproductions and write a report")
     rep.add_argument("methods", nargs="*", metavar="METHOD")
     rep.add_argument("--all", action="store_true", help="every registered method")
-    rep.add_argument("--preset", default="quick", help="quick (about 5 min a method), full (<= 30 min), paper (<= 2 h, where a method has one) or smoke")
+    rep.add_argument(
+        "--preset",
+        default="quick",
+        help="quick (about 5 min a method), full (<= 30 min), paper (<= 2 h, where a method has one) or smoke",
+    )
     rep.add_argument("--seed", type=int, default=0)
     rep.add_argument("--out", default="runs", help="directory under which <timestamp>/ is created")
     rep.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
