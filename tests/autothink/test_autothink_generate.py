@@ -21,7 +21,7 @@ def _core_lm(chain: dict | None, seed: int = 0) -> TransformerLM:
 
 
 def _hf_lm(chain: dict | None, seed: int = 0) -> torch.nn.Module:
-    transformers = pytest.importorskip("transformers")
+    transformers = pytest.importorskip("transformers", reason="transformers (the hf extra) is not installed")
     torch.manual_seed(seed)
     cfg = transformers.LlamaConfig(
         vocab_size=len(VOCAB),

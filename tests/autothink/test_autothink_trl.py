@@ -17,8 +17,8 @@ WORDS = ["<pad>", "<eos>", "<box>", "</box>", "<think>", "</think>", "FALLBACK",
 def _tiny_trainer(tmp_path: Path) -> object:
     trl = require("trl")
     transformers = require("transformers")
-    datasets = pytest.importorskip("datasets")
-    tokenizers = pytest.importorskip("tokenizers")
+    datasets = pytest.importorskip("datasets", reason="datasets (installed with trl, the rl extra) is missing")
+    tokenizers = pytest.importorskip("tokenizers", reason="tokenizers (installed with transformers) is missing")
     word_level = tokenizers.models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="q")
     backend = tokenizers.Tokenizer(word_level)
     backend.pre_tokenizer = tokenizers.pre_tokenizers.WhitespaceSplit()

@@ -66,8 +66,8 @@ def test_int4_packed_embedding_equals_the_plain_lookup_eager_and_in_the_runtime(
 
 @needs_executorch
 def test_int4_packed_embedding_from_torchao_keeps_torchaos_numbers() -> None:
-    quant = pytest.importorskip("torchao.quantization")
-    gran = pytest.importorskip("torchao.quantization.granularity")
+    quant = pytest.importorskip("torchao.quantization", reason="torchao (the quant extra) is not installed")
+    gran = pytest.importorskip("torchao.quantization.granularity", reason="torchao (the quant extra) is not installed")
     torch.manual_seed(2)
     table = nn.Embedding(10, 16)
     config = quant.IntxWeightOnlyConfig(weight_dtype=torch.int4, granularity=gran.PerGroup(8))

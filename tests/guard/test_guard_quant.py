@@ -23,7 +23,7 @@ from thrifty.guard.quant import (
     quantize_8da4w,
 )
 
-pytest.importorskip("torchao")
+pytest.importorskip("torchao", reason="torchao (the quant extra) is not installed")
 
 
 def _linear(in_features: int = 96, out_features: int = 40) -> nn.Sequential:
@@ -88,7 +88,7 @@ def test_indivisible_group_size_raises_before_work() -> None:
 
 
 def test_q4_0_through_gguf_has_4_5_bits_and_bounded_error() -> None:
-    pytest.importorskip("gguf")
+    pytest.importorskip("gguf", reason="gguf (the quant extra) is not installed")
     weight = torch.randn(6, 64, generator=torch.Generator().manual_seed(4))
     restored, n_bytes = q4_0_roundtrip(weight)
     assert n_bytes * 8 / weight.numel() == 4.5

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -69,14 +70,20 @@ def runtime_logits(runner: ExecuTorchRunner, ids: Tensor) -> Tensor:
     return torch.cat([runner(ids[i : i + 1].cpu()) for i in range(ids.shape[0])]).to(ids.device)
 
 
-def time_first_token(runner: ExecuTorchRunner, ids: Tensor, repeats: int = 5) -> float:
-    """Median seconds of one prefill ``ids (1, T)`` in the runtime (the time to the first answer token)."""
+def _median_seconds(call: Callable[[], object], repeats: int) -> float:
+    """Median wall seconds of ``call()`` over ``max(1, repeats)`` runs."""
     times = []
     for _ in range(max(1, repeats)):
         start = time.perf_counter()
-        runner(ids.cpu())
+        call()
         times.append(time.perf_counter() - start)
     return sorted(times)[len(times) // 2]
+
+
+def time_first_token(runner: ExecuTorchRunner, ids: Tensor, repeats: int = 5) -> float:
+    """Median seconds of one prefill ``ids (1, T)`` in the runtime (the time to the first answer token)."""
+    prompt = ids.cpu()
+    return _median_seconds(lambda: runner(prompt), repeats)
 
 
 def time_decode_token(runner: ExecuTorchRunner, position: int, repeats: int = 20) -> float:
@@ -84,9 +91,4 @@ def time_decode_token(runner: ExecuTorchRunner, position: int, repeats: int = 20
     every position, so ``1 / this`` is the decode tokens/s)."""
     token, pos = torch.zeros(1, 1, dtype=torch.long), torch.tensor([position])
     runner(token, pos)  # warm-up
-    times = []
-    for _ in range(max(1, repeats)):
-        start = time.perf_counter()
-        runner(token, pos)
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+    return _median_seconds(lambda: runner(token, pos), repeats)

@@ -90,19 +90,27 @@ def run_mqar(cfg: LonghornConfig, ctx: RunContext) -> dict[str, Any]:
     rows = []
     for name, d, n_state in ctx.progress(_cells(cfg), desc="mqar grid"):
         best: dict[str, Any] | None = None
+        best_model: nn.Module | None = None
+        args = {
+            "name": name,
+            "vocab": cfg.mqar_vocab,
+            "d_model": d,
+            "ssm_layers": cfg.mqar_layers,
+            "d_state": n_state,
+            "init_scheme": cfg.init_scheme,
+        }
         for lr in cfg.mqar_lrs:
             torch.manual_seed(ctx.seed)
-            args = {"name": name, "vocab": cfg.mqar_vocab, "d_model": d, "ssm_layers": cfg.mqar_layers}
-            args.update(d_state=n_state, init_scheme=cfg.init_scheme)
             model = build_model(**args).to(ctx.device)
             series = f"mqar/{name}/d{d}/N{n_state}/lr{lr:g}"
             fit = train_mqar_model(model, cfg, lr, order, ((train_x, train_y), val), ctx, series)
             row = {"model": name, "d_model": d, "d_state": n_state, "lr": lr, "params": count_params(model), **fit}
             row.update({f"acc_kv{kv}": mqar_eval(model, x, y, ctx.device) for kv, (x, y) in tests.items()})
             if best is None or row["val_acc"] > best["val_acc"]:
-                best = row
-                meta = {"task": "mqar", "seed": ctx.seed, **{k: v for k, v in row.items() if k != "curve"}}
-                save_zoo_model(ctx.out_dir / "models" / f"mqar-{name}-d{d}-N{n_state}", model, args, meta)
+                best, best_model = row, model
+        assert best is not None and best_model is not None  # mqar_lrs is non-empty (validated)
+        meta = {"task": "mqar", "seed": ctx.seed, **best}
+        save_zoo_model(ctx.out_dir / "models" / f"mqar-{name}-d{d}-N{n_state}", best_model, args, meta)
         rows.append(best)
     g = ctx.generator(offset=103)
     heuristics = {
