@@ -43,6 +43,28 @@ def test_mlp_lowers_fully_delegated_and_matches_eager() -> None:
         torch.testing.assert_close(ExecuTorchRunner(program)(x), mlp(x), rtol=1e-4, atol=1e-5)
 
 
+@needs_executorch
+def test_lowering_cache_reuses_an_identical_graph_and_misses_on_changed_weights(tmp_path, monkeypatch) -> None:
+    import executorch.exir as exir
+
+    calls = []
+    real = exir.to_edge_transform_and_lower
+    monkeypatch.setattr(exir, "to_edge_transform_and_lower", lambda *a, **k: calls.append(1) or real(*a, **k))
+    torch.manual_seed(0)
+    mlp = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4)).eval()
+    x = torch.randn(3, 8)
+    first = lower_to_executorch(mlp, (x,), cache=tmp_path)
+    again = lower_to_executorch(mlp, (x,), cache=tmp_path)
+    assert len(calls) == 1 and again.buffer == first.buffer and again.n_delegates == first.n_delegates
+    with torch.no_grad():
+        mlp[0].weight[0, 0] += 1.0  # one changed weight is a different program
+        changed = lower_to_executorch(mlp, (x,), cache=tmp_path)
+        assert len(calls) == 2
+        torch.testing.assert_close(ExecuTorchRunner(changed)(x), mlp(x), rtol=1e-4, atol=1e-5)
+    lower_to_executorch(mlp, (torch.randn(5, 8),), cache=tmp_path)  # another input shape: another program
+    assert len(calls) == 3 and len(list(tmp_path.glob("*.pte"))) == 3
+
+
 def _int4_table(n: int, dim: int, group: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     values = torch.randint(-8, 8, (n, dim), generator=g, dtype=torch.int8)

@@ -22,6 +22,8 @@ def test_smoke_run_writes_results_with_all_variants(tmp_path: Path, monkeypatch:
     v = results["variants"]
     assert set(v) == {"A", "B", "C", "C'", "C+KD", "D", "C scratch", "C EdgeTAM init", "copy first frame"}
     assert v["C"]["bytes_per_frame"] < v["A"]["bytes_per_frame"] and v["A"]["memattn_gflops"] > 0
+    assert v["A"]["memattn_ratio_A_min"] == v["A"]["memattn_ratio_A_max"] == 1.0  # per-round ratio spread
+    assert v["C"]["memattn_ratio_A_min"] <= v["C"]["memattn_ratio_A_max"] and v["C"]["memattn_min_ms"] > 0
     assert v["C scratch"]["steps"] == 2 and v["C"]["steps"] == 1  # scratch gets pretrain + fine-tune steps
     assert v["B"]["fresh_tensors"] == 0 and v["C"]["fresh_tensors"] > 0  # only the perceiver starts fresh
     assert len(results["checks"]) == 9

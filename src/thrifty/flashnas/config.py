@@ -183,7 +183,8 @@ class FlashNASConfig(Config):
     (``final_candidates`` screened-front candidates re-trained for ``final_steps``; ``loss_bounds`` the
     relative-loss bounds at which speed-ups are read; ``max_loss_increase`` the claim's bound), latency
     (``latency_seq_lens`` prefill lengths and ``decode_kv_len`` measured on ExecuTorch with ``latency_reps``
-    runs; ``latency_dataset`` = "" uses the shipped dataset).
+    runs; ``latency_dataset`` = "" uses the shipped dataset; ``lowering_cache`` keeps lowered ``.pte`` programs under
+    the cache dir, keyed by graph and weights, so an identical model is not lowered twice).
     """
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
@@ -243,8 +244,8 @@ class FlashNASConfig(Config):
     final_steps: int = 100
     kd_temperature: float = 1.0
     search_budget: int = 6
-    search_repeats: int = 3
-    final_candidates: int = 4
+    search_repeats: int = 2
+    final_candidates: int = 3
     screen_loss_bound: float = 0.15
     loss_bounds: tuple[float, ...] = (0.01, 0.02, 0.05)
     n_candidates: int = 2000
@@ -260,6 +261,7 @@ class FlashNASConfig(Config):
     use_executorch: bool = True
     latency_residual: str = "gp"
     latency_dataset: str = ""
+    lowering_cache: bool = True
 
     def validate(self) -> None:
         self.require_positive(

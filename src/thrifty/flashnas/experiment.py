@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from thrifty.core.checkpoint import cache_dir
 from thrifty.core.runs import Results, RunContext
 from thrifty.flashnas.algorithm import ImportanceScores, extract_subnet
 from thrifty.flashnas.config import FlashNASConfig, SubnetConfig
@@ -129,11 +130,14 @@ class Timer:
         torch.set_num_threads(1)
         self.keys = [LatencyKey("prefill", t) for t in cfg.latency_seq_lens] + [LatencyKey("decode", cfg.decode_kv_len)]
         self.calls: dict[str, Callable[[], object]] = {}
+        self.cache = cache_dir("executorch") if cfg.lowering_cache else None
         self.sizes: dict[str, float] = {}
 
     def add(self, name: str, model: FlashLM) -> None:
         for key in self.keys:
-            fn, size = latency_callable(deployable(model), mode=key.mode, seq_len=key.seq_len, backend=self.backend)
+            fn, size = latency_callable(
+                deployable(model), mode=key.mode, seq_len=key.seq_len, backend=self.backend, cache=self.cache
+            )
             self.calls[f"{name}/{key.name}"] = fn
             self.sizes[name] = max(self.sizes.get(name, 0.0), size)
 

@@ -11,6 +11,7 @@ import copy
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -96,12 +97,19 @@ def interleaved_timings(
 
 
 def latency_callable(
-    model: FlashLM, *, mode: Mode, seq_len: int, backend: str = "executorch", check: bool = True
+    model: FlashLM,
+    *,
+    mode: Mode,
+    seq_len: int,
+    backend: str = "executorch",
+    check: bool = True,
+    cache: str | Path | None = None,
 ) -> tuple[Callable[[], object], float]:
     """A zero-argument call that runs one prefill or one decode step, and its ``.pte`` size in MB.
 
     Decode runs at the last cache position (a full ``seq_len`` cache). ``backend`` is ``"executorch"``
     (XNNPACK, delegation checked when ``check``) or ``"eager"`` (PyTorch, ``no_grad``, matmul path).
+    ``cache``: a directory where lowered programs are kept by graph and weights (see ``lower_to_executorch``).
     """
     from thrifty.core.deploy import (
         DECODE_ALLOWED,
@@ -136,7 +144,7 @@ def latency_callable(
         return run_eager, 0.0
     if backend != "executorch":
         raise ValueError(f"backend: expected 'executorch' or 'eager', got {backend!r}")
-    program = lower_to_executorch(module.cpu(), tuple(t.cpu() for t in inputs))
+    program = lower_to_executorch(module.cpu(), tuple(t.cpu() for t in inputs), cache=cache)
     if check:
         check_delegation(program, PREFILL_ALLOWED if mode == "prefill" else DECODE_ALLOWED)
     runner = ExecuTorchRunner(program)

@@ -117,6 +117,8 @@ class TamConfig(Config):
             "calib_videos": 2,
             "n_seeds": 2,
             "latent_sweep": ("1+1x1",),
+            "scratch_ablation": ("C",),
+            "perceiver_init_ablation": True,
             "timing_s": 0.005,
             "model": TamModelConfig(
                 image_size=32,
@@ -139,6 +141,8 @@ class TamConfig(Config):
             "batch": 4,
             "eval_videos": 64,
             "latent_sweep": ("4+2x2", "32+8x8"),
+            "scratch_ablation": ("C",),
+            "perceiver_init_ablation": True,
             "model": TamModelConfig(
                 image_size=64,
                 n_global=16,
@@ -161,7 +165,7 @@ class TamConfig(Config):
     )
     init: str = "from_A"
     pretrain_steps: int = 200
-    steps: int = 100
+    steps: int = 75
     batch: int = 8
     clip_len: int = 6
     lr: float = 2e-3
@@ -169,8 +173,8 @@ class TamConfig(Config):
     grad_clip: float = 1.0
     gated_mask_loss: bool = False
     perceiver_branch_lr_scale: float = 0.1
-    scratch_ablation: tuple[str, ...] = ("C",)
-    perceiver_init_ablation: bool = True
+    scratch_ablation: tuple[str, ...] = ()  # full: ("C",); quick leaves the ablations to full (6 min budget)
+    perceiver_init_ablation: bool = False
     n_seeds: int = 3
     latent_sweep: tuple[str, ...] = ()
     eval_videos: int = 32

@@ -14,6 +14,7 @@ from thrifty.tam.flops import memory_attention_flops
 from thrifty.tam.model import TinyTAM
 
 BYTES_PER_VALUE = 4  # float32 memories
+LATENCY_ROUNDS = 5
 
 
 def _filled_bank(model: TinyTAM, n_frames: int, device: torch.device, gen: torch.Generator):
@@ -65,11 +66,19 @@ def measure_costs(models: dict[str, TinyTAM], cfg: TamConfig, ctx: RunContext) -
         )
     samples: dict[str, dict[str, list[float]]] = {n: {"mem": [], "step": []} for n in models}
     with torch.no_grad():
-        for _ in range(3):  # interleave the variants so machine load hits them alike
+        for _ in range(LATENCY_ROUNDS):  # interleave the variants so machine load hits them alike
             for name, (mem_fn, step_fn) in timers.items():
                 samples[name]["mem"].append(time_fn(mem_fn, threads=1, min_run_time=cfg.timing_s).median_ms)
                 samples[name]["step"].append(time_fn(step_fn, threads=1, min_run_time=cfg.timing_s).median_ms)
     for name in models:
-        costs[name]["memattn_ms"] = statistics.median(samples[name]["mem"])
-        costs[name]["step_ms"] = statistics.median(samples[name]["step"])
+        mem = samples[name]["mem"]
+        costs[name].update(
+            memattn_ms=statistics.median(mem),
+            memattn_min_ms=min(mem),
+            memattn_rel_spread=(max(mem) - min(mem)) / statistics.median(mem),
+            step_ms=statistics.median(samples[name]["step"]),
+        )
+        if "A" in samples:  # the latency claim's ratio per interleaved round: its spread beside the median
+            ratios = [x / a for x, a in zip(mem, samples["A"]["mem"], strict=True)]
+            costs[name].update(memattn_ratio_A_min=min(ratios), memattn_ratio_A_max=max(ratios))
     return costs

@@ -10,6 +10,7 @@ differences and, when configured, a sweep of the perceiver's latent grid against
 from __future__ import annotations
 
 import math
+import os
 import statistics
 from typing import Any
 
@@ -107,15 +108,18 @@ def run_experiment(cfg: TamConfig, ctx: RunContext) -> Results:
         teacher = models.get("A") if name == "C+KD" else None
         models[name], variants[name] = runner.run(name, name, scratch=scratch, teacher=teacher)
     _ablations(runner, models, variants)
+    load_before = os.getloadavg()[0]
     for name, cost in measure_costs(models, cfg, ctx).items():
         variants[name].update(cost)
+    load = [load_before, os.getloadavg()[0]]  # the latency claim is only as good as the machine was idle
     floors = _add_floors(variants, runner.eval_set)
     seeds = _seed_differences(runner, variants, scratch)
     sweep = _latent_sweep(runner, variants)
     _plots(ctx, runner, variants, sweep)
     headline, checks = _claims(variants, seeds)
     extra: dict[str, Any] = {"eval_videos": cfg.eval_videos, "eval_occluded": variants[cfg.variants[0]]["n_occluded"]}
-    extra.update(floors=floors, seeds=seeds, latent_sweep=sweep, pretrain=runner.pretrain_info, init=cfg.init)
+    extra.update(latency_load_avg_1min=load, floors=floors, seeds=seeds, latent_sweep=sweep)
+    extra.update(pretrain=runner.pretrain_info, init=cfg.init)
     extra.update(_calibrated_differences(variants))
     return Results(variants=variants, headline=headline, checks=checks, extra=extra, notes=_notes(cfg))
 
@@ -212,7 +216,7 @@ def _claims(v: dict[str, dict[str, float]], seeds: dict[str, Any]) -> tuple[Clai
     checks = [
         Claim("B/A cross-attention FLOPs", "flops_ratio", b["cross_core_gflops"] / a["cross_core_gflops"], 0.3, "<="),
         Claim(f"C (EdgeTAM) J&F - A J&F, mean of {n} seeds", "jf_diff", seeds["C-A"]["mean"], -4.0, ">="),
-        Claim("C/A memory-attention latency", "latency_ratio", c["memattn_ms"] / a["memattn_ms"], 0.5, "<="),
+        Claim("C/A memory-attention latency, full bank", "latency_ratio", c["memattn_ms"] / a["memattn_ms"], 0.5, "<="),
         Claim("C/A bytes stored per frame", "storage_ratio", c["bytes_per_frame"] / a["bytes_per_frame"], 0.125, "<="),
         Claim("C J&F - C' (global only) J&F", "jf_diff", c["JF"] - v["C'"]["JF"], 0.0, ">="),
         Claim("C+KD J&F - C J&F", "jf_diff", v["C+KD"]["JF"] - c["JF"], 0.0, ">="),
