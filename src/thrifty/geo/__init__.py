@@ -12,7 +12,7 @@ from thrifty.core.registry import Method, register_method
 from thrifty.geo.bench import run_bench
 from thrifty.geo.config import GeoConfig
 from thrifty.geo.ddim import DiffusionModel, cfg_eps, ddim_invert, ddim_step, denoise_step, predict_x0, reconstruct
-from thrifty.geo.editing import EditResult, boosted_image_prompt_edit, geometry_guidance
+from thrifty.geo.editing import EditResult, boosted_image_prompt_edit, geometry_guidance, guided_edit, paste_patch
 from thrifty.geo.experiment import run_experiment
 from thrifty.geo.geometry import GeometryDescriptor, lowpass, sobel
 from thrifty.geo.inversion import (
@@ -22,7 +22,15 @@ from thrifty.geo.inversion import (
     negative_prompt_nulls,
     optimize_null_embeddings,
 )
-from thrifty.geo.metrics import edge_f1, grad_ssim, psnr, ssim, structure_distance, unet_mid_features
+from thrifty.geo.metrics import (
+    edge_f1,
+    grad_ssim,
+    paired_difference,
+    psnr,
+    ssim,
+    structure_distance,
+    unet_mid_features,
+)
 from thrifty.geo.model import CaptionEncoder, ConditionalDenoiser, CropClassifier, tiny_unet
 from thrifty.geo.saved import load_trained
 
@@ -60,10 +68,13 @@ __all__ = [
     "direct_inversion_offsets",
     "edge_f1",
     "geometry_guidance",
+    "guided_edit",
     "grad_ssim",
     "lowpass",
     "negative_prompt_nulls",
     "optimize_null_embeddings",
+    "paired_difference",
+    "paste_patch",
     "predict_x0",
     "psnr",
     "reconstruct",

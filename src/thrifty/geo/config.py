@@ -8,6 +8,8 @@ from typing import Any, ClassVar
 from thrifty.core.config import Config
 from thrifty.core.data import PHOTO_NAMES
 
+SAME_PHOTO = {"cat": "chelsea", "chelsea": "cat"}  # scikit-image ships Chelsea the cat under both names
+
 
 @dataclass
 class GeoConfig(Config):
@@ -30,6 +32,13 @@ class GeoConfig(Config):
         geo_headline: the GEO setting of the headline and checks, fixed beforehand from a probe on other held-out
             crops (generator offset 21; the measured crops use offset 20).
         cond_branch: GEO's conditional branch on unrolled steps (``"exact"`` or ``"pivot"``) **[reconstruction]**.
+        unseen_photos: photos the model never saw (not in ``photos``), inverted at ``w = 1`` and ``7.5`` by DDIM,
+            NTI, the GEO headline setting and Direct Inversion; unseen_crops: crops per unseen photo (at test_scale).
+        unseen_caption: the prompt an unseen photo is inverted under, a choice of this reproduction: ``"nearest"``
+            (the training caption the classifier scores highest on the crop) or ``"null"`` (the empty prompt).
+            Either way the edit target is the caption after the nearest one.
+        boost_patch: side of the pasted patch (the pixel edit of the boosted image prompt arm) over the crop side.
+        boost_eta: geometry guidance step size of the boosted image prompt edit **[reconstruction]**.
     """
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
@@ -49,6 +58,8 @@ class GeoConfig(Config):
             "guidance": (7.5,),
             "geo_grid": ((2, 0.1),),
             "geo_headline": (2, 0.1),
+            "unseen_photos": ("camera",),
+            "unseen_crops": 1,
         },
         "quick": {},
         "full": {
@@ -58,6 +69,8 @@ class GeoConfig(Config):
             "ddim_steps": 20,
             "inner_steps": 10,
             "geo_grid": ((1, 0.01), (2, 0.0), (2, 0.01), (2, 0.1), (4, 0.0), (4, 0.01)),
+            "unseen_photos": ("camera", "immunohistochemistry", "clock", "retina"),
+            "unseen_crops": 2,
         },
     }
     photos: tuple[str, ...] = ("chelsea", "coffee", "rocket", "astronaut", "brick", "coins", "moon", "grass")
@@ -80,6 +93,11 @@ class GeoConfig(Config):
     geo_grid: tuple[tuple[int, float], ...] = ((1, 0.01), (2, 0.0), (2, 0.01), (2, 0.1), (4, 0.01))
     geo_headline: tuple[int, float] = (2, 0.01)
     cond_branch: str = "exact"
+    unseen_photos: tuple[str, ...] = ("camera", "immunohistochemistry")
+    unseen_crops: int = 2
+    unseen_caption: str = "nearest"
+    boost_patch: float = 0.5
+    boost_eta: float = 0.1
 
     def validate(self) -> None:
         self.require(len(self.photos) >= 2 and set(self.photos) <= set(PHOTO_NAMES), "photos", "2+ photo names")
@@ -100,3 +118,18 @@ class GeoConfig(Config):
         )
         self.require(tuple(self.geo_headline) in {tuple(g) for g in self.geo_grid}, "geo_headline", "one of geo_grid")
         self.require(self.cond_branch in ("exact", "pivot"), "cond_branch", "'exact' or 'pivot'")
+        seen = set(self.photos) | {SAME_PHOTO.get(p, p) for p in self.photos}
+        self.require(
+            len(self.unseen_photos) > 0 and set(self.unseen_photos) <= set(PHOTO_NAMES),
+            "unseen_photos",
+            "1+ photo names",
+        )
+        self.require(
+            not seen & ({*self.unseen_photos} | {SAME_PHOTO.get(p, p) for p in self.unseen_photos}),
+            "unseen_photos",
+            "names not in photos (cat and chelsea are the same photo)",
+        )
+        self.require_positive("unseen_crops")
+        self.require(self.unseen_caption in ("nearest", "null"), "unseen_caption", "'nearest' or 'null'")
+        self.require(0 < self.boost_patch <= 1, "boost_patch", "a fraction in (0, 1]")
+        self.require(self.boost_eta >= 0, "boost_eta", "a non-negative step size")

@@ -81,6 +81,53 @@ def boosted_image_prompt_edit(
         eta_geo: geometry guidance step size (0 turns it off).
         loss: the inversion loss (default NTI's); inner_steps: Adam updates per step.
     """
+    _check_edit_inputs(image, edited_image, w, mask, eta_geo)
+    inversion = optimize_null_embeddings(
+        model, _pivot(model, image, src_cond), src_cond, uncond, w, inner_steps=inner_steps, loss=loss, image=image
+    )
+    edited = guided_edit(model, image, edited_image, tgt_cond, inversion.nulls, w, mask=mask, eta_geo=eta_geo)
+    return EditResult(edited, inversion.nulls)
+
+
+def _pivot(model: DiffusionModel, image: Tensor, cond: Tensor) -> list[Tensor]:
+    with torch.no_grad():
+        return ddim_invert(model, model.encode(image), cond)
+
+
+def guided_edit(
+    model: DiffusionModel,
+    image: Tensor,
+    edited_image: Tensor,
+    tgt_cond: Tensor,
+    nulls: Sequence[Tensor],
+    w: float = 7.5,
+    mask: Tensor | None = None,
+    eta_geo: float = 0.1,
+) -> Tensor:
+    """Steps 2 and 4 of the boosted image prompt edit **[reconstruction]**, given nulls from inverting ``image``.
+
+    Lets a caller reuse one NTI/GEO inversion for both a prompt-swap edit and this edit.
+
+    Args:
+        image, edited_image: ``(B, 3, H, W)`` in [0, 1]; mask: ``(B, 1, H, W)``, 1 inside the edited region.
+        tgt_cond: ``(B or 1, L, D)`` target prompt embedding; nulls: ``S`` per-step nulls (index ``s - 1``).
+        w: guidance scale; eta_geo: geometry guidance step size (0 = off).
+
+    Returns:
+        ``(B, 3, H, W)`` edited image in [0, 1].
+    """
+    _check_edit_inputs(image, edited_image, w, mask, eta_geo)
+    z_edit_T = _pivot(model, edited_image, tgt_cond)[-1]
+    region = None if mask is None else 1 - mask
+    guide = None
+    if eta_geo > 0:
+        guide = geometry_guidance(model, image, tgt_cond, nulls, w, eta_geo, region=region)
+    z0 = reconstruct(model, z_edit_T, tgt_cond, nulls, w, guidance_fn=guide)
+    with torch.no_grad():
+        return model.decode(z0).clamp(0, 1)
+
+
+def _check_edit_inputs(image: Tensor, edited_image: Tensor, w: float, mask: Tensor | None, eta_geo: float) -> None:
     check_image(image)
     check_image(edited_image, "edited_image")
     check_guidance(w)
@@ -90,19 +137,32 @@ def boosted_image_prompt_edit(
         raise ValueError(f"mask: expected shape {(image.shape[0], 1, *image.shape[2:])}, got {tuple(mask.shape)}")
     if eta_geo < 0:
         raise ValueError(f"eta_geo: expected a non-negative step size, got {eta_geo}")
-    with torch.no_grad():
-        z_edit_T = ddim_invert(model, model.encode(edited_image), tgt_cond)[-1]
-        traj = ddim_invert(model, model.encode(image), src_cond)
-    inversion = optimize_null_embeddings(
-        model, traj, src_cond, uncond, w, inner_steps=inner_steps, loss=loss, image=image
-    )
-    region = None if mask is None else 1 - mask
-    guide = None
-    if eta_geo > 0:
-        guide = geometry_guidance(model, image, tgt_cond, inversion.nulls, w, eta_geo, region=region)
-    z0 = reconstruct(model, z_edit_T, tgt_cond, inversion.nulls, w, guidance_fn=guide)
-    with torch.no_grad():
-        return EditResult(model.decode(z0).clamp(0, 1), inversion.nulls)
 
 
-__all__ = ["EditResult", "boosted_image_prompt_edit", "geometry_guidance"]
+def paste_patch(image: Tensor, donor: Tensor, fraction: float = 0.5) -> tuple[Tensor, Tensor]:
+    """A pixel edit for the reproduction: paste the central square of ``donor`` into ``image``.
+
+    Stands in for a user's brush/paste edit (step 1) **[reconstruction]**: the square has side
+    ``round(fraction * min(H, W))`` (at least 1 pixel), centred.
+
+    Args:
+        image, donor: ``(B, 3, H, W)`` in [0, 1]; fraction: side of the square over the image side, in (0, 1].
+
+    Returns:
+        ``(edited, mask)``: ``(B, 3, H, W)`` image and ``(B, 1, H, W)`` mask, 1 inside the pasted square.
+    """
+    check_image(image)
+    check_image(donor, "donor")
+    if donor.shape != image.shape:
+        raise ValueError(f"donor: expected shape {tuple(image.shape)}, got {tuple(donor.shape)}")
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction: expected a value in (0, 1], got {fraction}")
+    height, width = image.shape[2:]
+    side = max(1, round(fraction * min(height, width)))
+    top, left = (height - side) // 2, (width - side) // 2
+    mask = image.new_zeros(image.shape[0], 1, height, width)
+    mask[:, :, top : top + side, left : left + side] = 1
+    return image * (1 - mask) + donor * mask, mask
+
+
+__all__ = ["EditResult", "boosted_image_prompt_edit", "geometry_guidance", "guided_edit", "paste_patch"]

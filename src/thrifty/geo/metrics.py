@@ -124,12 +124,26 @@ def unet_mid_features(model: DiffusionModel, emb: Tensor, step: int = 1) -> Call
     return features
 
 
+def paired_difference(a: Tensor, b: Tensor) -> tuple[float, float]:
+    """Mean and standard error of the per-image difference ``a - b`` (both ``(N,)``, same images, paired).
+
+    The SE is ``std(a - b, unbiased) / sqrt(N)``; it is NaN for ``N = 1``.
+    """
+    if a.dim() != 1 or a.shape != b.shape or a.numel() == 0:
+        raise ValueError(f"b: expected a non-empty (N,) tensor matching a {tuple(a.shape)}, got {tuple(b.shape)}")
+    diff = (a - b).double()
+    n = diff.numel()
+    se = float(diff.std(unbiased=True) / n**0.5) if n > 1 else float("nan")
+    return float(diff.mean()), se
+
+
 __all__ = [
     "canny_edges",
     "edge_f1",
     "grad_magnitude",
     "grad_ssim",
     "gray",
+    "paired_difference",
     "psnr",
     "self_similarity",
     "ssim",

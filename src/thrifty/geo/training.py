@@ -34,6 +34,10 @@ class PhotoCrops:
     def sample(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """``(n, 3, size, size)`` crops in [0, 1] and ``(n,)`` labels."""
         labels = torch.randint(len(self.photos), (n,), generator=generator)
+        return self.crops_of(labels, generator), labels
+
+    def crops_of(self, labels: Tensor, generator: torch.Generator) -> Tensor:
+        """``(len(labels), 3, size, size)`` crops in [0, 1]; crop ``i`` is from photo ``labels[i]`` (random place)."""
         crops = []
         for label in labels.tolist():
             scaled = self.photos[label]
@@ -41,7 +45,7 @@ class PhotoCrops:
             i, j = (int(torch.randint(d - self.size + 1, (1,), generator=generator)) for d in img.shape[1:])
             crop = img[:, i : i + self.size, j : j + self.size]
             crops.append(crop.flip(-1) if bool(torch.rand((), generator=generator) < 0.5) else crop)
-        return torch.stack(crops), labels
+        return torch.stack(crops)
 
 
 def training_scheduler():  # noqa: ANN201
