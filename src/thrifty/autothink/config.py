@@ -41,13 +41,15 @@ class AutoThinkConfig(Config):
             "n_timing": 1,
         },
         "quick": {},
+        # full: a wider model, longer SFT and 3x quick's GRPO budget (60 steps x 16 prompts x 8 samples), sized to
+        # fit 30 min of one core (quick: 217 s CPU; 150 GRPO steps at dim 96 x 3 layers was estimated at 50 min)
         "full": {
             "n_train_per_type": 3000,
             "n_test_per_type": 300,
             "dim": 96,
-            "n_layers": 3,
-            "sft_steps": 2500,
-            "grpo_steps": 150,
+            "n_layers": 2,
+            "sft_steps": 2000,
+            "grpo_steps": 60,
             "prompts_per_step": 16,
             "n_timing": 20,
         },
