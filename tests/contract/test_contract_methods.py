@@ -50,6 +50,8 @@ def test_smoke_run_writes_valid_results(method: Method, tmp_path: Path) -> None:
         )
         assert claim["holds"] == expected
     assert results["claim_holds"] == all(c["holds"] for c in claims)
+    informative = [c for c in results["checks"] if c["name"].startswith("informative: ")]
+    assert informative, f"{method.name}: expected an 'informative: ...' check (can the comparison separate methods?)"
     for plot in results["plots"]:
         assert (outcome.run_dir / plot).stat().st_size > 0
     _check_saved_models(method, outcome.run_dir)

@@ -85,8 +85,9 @@ def lower_to_executorch(
     module = module.eval()
     with torch.no_grad():
         exported = torch.export.export(module, example_inputs)
-        key = _lowering_key(exported, example_inputs) if cache is not None else ""
-        if cache is not None and (hit := _read_lowered(Path(cache), key)) is not None:
+        directory = Path(cache) if cache is not None else None
+        key = _lowering_key(exported, example_inputs) if directory is not None else ""
+        if directory is not None and (hit := _read_lowered(directory, key)) is not None:
             hit.export_s = time.perf_counter() - start
             return hit
         edge = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()])
@@ -100,8 +101,8 @@ def lower_to_executorch(
         elif "getitem" not in name:
             others.append(name)
     program = LoweredProgram(bytes(edge.to_executorch().buffer), n_delegates, others)
-    if cache is not None:
-        _write_lowered(Path(cache), key, program)
+    if directory is not None:
+        _write_lowered(directory, key, program)
     program.export_s = time.perf_counter() - start
     return program
 

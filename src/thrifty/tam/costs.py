@@ -64,21 +64,30 @@ def measure_costs(models: dict[str, TinyTAM], cfg: TamConfig, ctx: RunContext) -
             lambda mo=model, b=bank, f=feat: mo.condition(f, b, n_frames),
             lambda mo=model, b=bank, x=frame: mo.track_step(x, b, n_frames, store=False),
         )
-    samples: dict[str, dict[str, list[float]]] = {n: {"mem": [], "step": []} for n in models}
+    for name, latency in _interleaved_latencies(timers, cfg.timing_s).items():
+        costs[name].update(latency)
+    return costs
+
+
+def _interleaved_latencies(timers: dict[str, tuple], timing_s: float) -> dict[str, dict[str, float]]:
+    """Median memory-attention and step ms over ``LATENCY_ROUNDS`` interleaved rounds (so machine load hits
+    every variant alike), the round-to-round spread, and each variant's per-round ratio to A's."""
+    samples: dict[str, dict[str, list[float]]] = {n: {"mem": [], "step": []} for n in timers}
     with torch.no_grad():
-        for _ in range(LATENCY_ROUNDS):  # interleave the variants so machine load hits them alike
+        for _ in range(LATENCY_ROUNDS):
             for name, (mem_fn, step_fn) in timers.items():
-                samples[name]["mem"].append(time_fn(mem_fn, threads=1, min_run_time=cfg.timing_s).median_ms)
-                samples[name]["step"].append(time_fn(step_fn, threads=1, min_run_time=cfg.timing_s).median_ms)
-    for name in models:
-        mem = samples[name]["mem"]
-        costs[name].update(
-            memattn_ms=statistics.median(mem),
-            memattn_min_ms=min(mem),
-            memattn_rel_spread=(max(mem) - min(mem)) / statistics.median(mem),
-            step_ms=statistics.median(samples[name]["step"]),
-        )
+                samples[name]["mem"].append(time_fn(mem_fn, threads=1, min_run_time=timing_s).median_ms)
+                samples[name]["step"].append(time_fn(step_fn, threads=1, min_run_time=timing_s).median_ms)
+    out: dict[str, dict[str, float]] = {}
+    for name, sample in samples.items():
+        mem = sample["mem"]
+        out[name] = {
+            "memattn_ms": statistics.median(mem),
+            "memattn_min_ms": min(mem),
+            "memattn_rel_spread": (max(mem) - min(mem)) / statistics.median(mem),
+            "step_ms": statistics.median(sample["step"]),
+        }
         if "A" in samples:  # the latency claim's ratio per interleaved round: its spread beside the median
             ratios = [x / a for x, a in zip(mem, samples["A"]["mem"], strict=True)]
-            costs[name].update(memattn_ratio_A_min=min(ratios), memattn_ratio_A_max=max(ratios))
-    return costs
+            out[name].update(memattn_ratio_A_min=min(ratios), memattn_ratio_A_max=max(ratios))
+    return out
