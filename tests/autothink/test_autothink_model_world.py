@@ -10,16 +10,23 @@ import pytest
 import torch
 
 from thrifty.autothink.config import AutoThinkConfig
-from thrifty.autothink.evaluation import Decoded, category_metrics, choose_tau
+from thrifty.autothink.evaluation import Decoded, category_metrics, choose_tau, perfect_gating_tokens
 from thrifty.autothink.model import VideoLM, VideoLMConfig, VideoPrompt, prefix_lm_mask
 from thrifty.autothink.training import RewardWeights, response_reward, sample, target_tokens
 from thrifty.autothink.world import (
+    COLOURS,
+    FRAME_TAGS,
+    QUESTION_LEN,
     QUESTION_TYPES,
+    REASONING,
     VOCAB,
     Obj,
+    _random_objects,
     encode,
     make_example,
     make_split,
+    overlapping,
+    question_types,
     render,
     trajectory,
 )
@@ -29,25 +36,58 @@ from thrifty.core.runs import new_run_root, run_method
 
 
 def test_trajectory_bounces_off_walls_and_render_draws_only_visible_frames() -> None:
-    obj = Obj("red", "square", (0, 12), (0, 3), 0, 5)
+    obj = Obj("red", "plus", (0, 12), (0, 3), 0, 5)
     positions, vels = trajectory(obj, 8, 16)
     assert all(0 <= x <= 13 for _, x in positions)
     assert positions[:3] == [(0, 12), (0, 11), (0, 8)] and vels[0] == (0, 3) and vels[1] == (0, -3)
     frames = render([obj], 8, 16)
     assert frames[:6].sum() > 0 and frames[6:].sum() == 0
-    assert frames[0, 0:3, 12:15, 0].min() == 1.0  # red square fully drawn
+    assert frames[0, 0:3, 12:15, 0].tolist() == [[0, 1, 0], [1, 1, 1], [0, 1, 0]]  # red plus
+    assert frames[0, ..., 1:].sum() == 0  # pure red
+
+
+def _readings(trace: list[str]) -> tuple[list[int], list[int]]:
+    return [int(t) for t in trace[0::2]], [int(t) for t in trace[1::2]]
 
 
 @pytest.mark.parametrize("qtype", QUESTION_TYPES)
-def test_examples_are_seeded_and_traces_end_with_the_answer(qtype: str) -> None:
-    a = make_example(np.random.default_rng(3), qtype)
-    b = make_example(np.random.default_rng(3), qtype)
-    assert np.array_equal(a.frames, b.frames) and a.answer == b.answer and a.trace == b.trace
-    assert a.trace[-1] == a.answer and a.answer in VOCAB and len(a.question) <= 3
-    if qtype == "sum":
-        assert int(a.trace[1]) + int(a.trace[3]) == int(a.answer)
-    if qtype == "count":
-        assert len(a.trace) == 2 * int(a.answer) + 2
+def test_examples_are_seeded_and_traces_compute_the_answer(qtype: str) -> None:
+    for seed in range(4):
+        a = make_example(np.random.default_rng(seed), qtype)
+        b = make_example(np.random.default_rng(seed), qtype)
+        assert np.array_equal(a.frames, b.frames) and a.answer == b.answer and a.trace == b.trace
+        assert a.trace[-1] == a.answer and a.answer in VOCAB and len(a.question) <= QUESTION_LEN
+        # every object is 5 pixels of one pure colour and none overlap: a frame's count is its mass / 5
+        colour = a.question[1] if len(a.question) > 1 else None
+        channel = COLOURS.index(colour) if colour in COLOURS else None
+        lit = a.frames.sum(-1) if channel is None else a.frames[..., channel]
+        per_frame = [int(round(m / 5)) for m in lit.sum((1, 2))]
+        if qtype in ("tally", "tally_all"):
+            counts, totals = _readings(a.trace)
+            assert counts == per_frame and len(totals) == 8
+            assert all(t == (prev + c) % 10 for prev, c, t in zip([0, *totals], counts, totals))
+            assert int(a.answer) == sum(per_frame) % 10
+        elif qtype in ("count", "exists"):
+            assert a.trace[0:16:2] == list(FRAME_TAGS) and [int(t) for t in a.trace[1:16:2]] == per_frame
+            assert a.answer == (str(per_frame[0]) if qtype == "count" else "yes" if sum(per_frame) else "no")
+        else:
+            assert set(a.trace[1:16:2]) <= {a.answer, "none"} and a.answer in a.trace[1:16:2]
+
+
+def test_generated_objects_never_overlap_and_the_mix_follows_reasoning_share() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        objs = _random_objects(rng, 8, 16)
+        assert 1 <= len(objs) <= 4 and not overlapping(objs, 8, 16)
+    assert overlapping([Obj("red", "plus", (4, 4), (0, 1), 0, 7), Obj("blue", "tee", (5, 6), (0, 1), 0, 7)], 8, 16)
+    assert not overlapping([Obj("red", "plus", (4, 4), (0, 1), 0, 3), Obj("blue", "tee", (5, 6), (0, 1), 4, 7)], 8, 16)
+    kinds = question_types(20, 0.25)
+    assert sum(k in REASONING for k in kinds) == 5 and set(kinds) == set(QUESTION_TYPES)
+    assert question_types(5, None) == list(QUESTION_TYPES)
+    split = make_split(1, 4, reasoning_share=0.25)
+    assert [e.category for e in split].count("reasoning") == 5
+    with pytest.raises(ValueError, match="reasoning_share"):
+        question_types(4, 1.5)
 
 
 def test_split_errors() -> None:
@@ -59,10 +99,11 @@ def test_split_errors() -> None:
 
 def _tiny_model() -> tuple[VideoLM, VideoPrompt]:
     torch.manual_seed(0)
-    model = VideoLM(VideoLMConfig(len(VOCAB), n_frames=8, frame_size=16, patch=8, dim=24, n_layers=2, n_heads=2))
+    cfg = VideoLMConfig(len(VOCAB), question_len=QUESTION_LEN, dim=24, n_layers=2, n_heads=2)
+    model = VideoLM(cfg)
     ex = make_split(0, 1)[:3]
     frames = torch.from_numpy(np.stack([e.frames for e in ex]))
-    question = torch.tensor([encode(e.question) + [0] * (3 - len(e.question)) for e in ex])
+    question = torch.tensor([encode(e.question) + [0] * (QUESTION_LEN - len(e.question)) for e in ex])
     return model.eval(), VideoPrompt(frames, question)
 
 
@@ -105,13 +146,16 @@ def test_tau_selection_and_metrics() -> None:
     assert m["perception"]["think_rate"] == 0.0 and m["reasoning"]["think_rate"] == 1.0
     assert m["all"]["tokens"] == 7.0 and m["all"]["acc_auto"] == 1.0
     assert choose_tau(decoded, (0.5, 0.9, 1.0)) == 0.9  # 0.5 exits on the wrong a1; 1.0 costs more tokens
+    assert perfect_gating_tokens(decoded) == 7.0  # exit on perception (4), think on reasoning (10)
 
 
 def test_config_errors() -> None:
     with pytest.raises(ConfigError, match="group_size"):
         AutoThinkConfig(group_size=1)
     with pytest.raises(ConfigError, match="max_len"):
-        AutoThinkConfig(max_len=8)
+        AutoThinkConfig(max_len=20)
+    with pytest.raises(ConfigError, match="reasoning_share"):
+        AutoThinkConfig(reasoning_share=1.0)
 
 
 def test_smoke_reproduction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -58,18 +58,48 @@ def test_noisy_teacher_drops_carries_and_reversed_answers() -> None:
         AdditionTask(n_digits=2, resp_len=4, zero_pad=False, reverse=True)
 
 
-def test_collect_pairs_ranks_samples_and_keeps_the_orders(tmp_path) -> None:
-    cfg = DTRPOConfig.from_preset("smoke")
+def test_several_sums_per_prompt() -> None:
+    task = AdditionTask(n_digits=2, resp_len=7, reverse=True, n_sums=2)
+    problems = torch.tensor([[12, 34, 56, 78], [99, 1, 75, 48]])
+    assert task.prompt_len == 12 and task.answer_len == 6
+    assert task.decode(task.prompts(problems)[0]) == "12+34=56+78="
+    # 12+34 = 046 and 56+78 = 134, each written least-significant digit first, then EOS
+    assert task.answers(problems).tolist() == [[6, 4, 0, 4, 3, 1, EOS], [0, 0, 1, 3, 2, 1, EOS]]
+    g = torch.Generator().manual_seed(0)
+    assert torch.equal(task.noisy_answers(problems, 0.0, g), task.answers(problems))
+    assert task.noisy_answers(problems, 1.0, g).tolist() == [[6, 4, 0, 4, 2, 0, EOS], [0, 9, 0, 3, 1, 0, EOS]]
+    keys = task.key(problems)
+    assert keys.tolist() == [12345678, 99017548]
+    drawn = task.problems(50, torch.Generator().manual_seed(1), exclude=keys)
+    assert drawn.shape == (50, 4) and not torch.isin(task.key(drawn), keys).any()
+    with pytest.raises(ValueError, match="resp_len"):
+        AdditionTask(n_digits=2, resp_len=5, reverse=True, n_sums=2)
+    with pytest.raises(ValueError, match="n_sums"):
+        AdditionTask(n_digits=2, resp_len=6, n_sums=0)
+
+
+def _operands(task: AdditionTask, prompts: torch.Tensor) -> torch.Tensor:
+    """``(n, 2 * n_sums)`` operands read back from ``"a1+b1=a2+b2="`` prompt ids."""
+    d = task.n_digits
+    numbers = prompts.view(prompts.shape[0], -1, d + 1)[..., :d]  # each operand's digits (drop the + / =)
+    return (numbers * 10 ** torch.arange(d - 1, -1, -1)).sum(-1)
+
+
+@pytest.mark.parametrize("pairing", ["graded", "imperfect"])
+def test_collect_pairs_ranks_samples_and_keeps_the_orders(tmp_path, pairing: str) -> None:
+    cfg = DTRPOConfig.from_preset("smoke", pairing=pairing)
     task = make_task(cfg)
     torch.manual_seed(0)
     model = MaskedDiffusionLM(DiffusionLMConfig(VOCAB_SIZE, MASK, dim=16, n_layers=1, n_heads=2))
     problems = task.problems(12, torch.Generator().manual_seed(0))
     pairs, info = collect_pairs(model, task, problems, cfg, RunContext(tmp_path))
     assert 0 < len(pairs) <= 12 * (cfg.samples_per_prompt // 2) and info["n_pairs"] == len(pairs)
-    p = pairs.prompt
-    truth = task.answers(torch.stack((p[:, 0] * 10 + p[:, 1], p[:, 3] * 10 + p[:, 4]), 1))
-    assert ((pairs.chosen == truth).sum(1) > (pairs.rejected == truth).sum(1)).all()
-    assert info["digit_gap"] > 0
+    truth = task.answers(_operands(task, pairs.prompt))
+    assert torch.equal(task.prompts(_operands(task, pairs.prompt)), pairs.prompt)
+    right_w, right_l = (pairs.chosen == truth).sum(1), (pairs.rejected == truth).sum(1)
+    assert (right_w > right_l).all() and info["digit_gap"] > 0
+    if pairing == "imperfect":
+        assert (right_w < cfg.resp_len).all() and info["chosen_correct"] == 0.0
     per_block = cfg.steps_per_block
     for order in (pairs.chosen_order, pairs.rejected_order):  # each block's steps are a permutation
         blocks = (
@@ -97,3 +127,19 @@ def test_config_validation() -> None:
         DTRPOConfig(n_seeds=1)
     with pytest.raises(ConfigError, match="carry_drop"):
         DTRPOConfig(carry_drop=1.2)
+    with pytest.raises(ConfigError, match="resp_len"):
+        DTRPOConfig(n_sums=4, resp_len=6)
+    with pytest.raises(ConfigError, match="pairing"):
+        DTRPOConfig(pairing="best")
+
+
+def test_bench_case_counts_forwards_and_times_every_estimator() -> None:
+    from thrifty.core.bench import BenchContext
+    from thrifty.dtrpo.bench import STEPS, _case_rows
+
+    torch.manual_seed(0)
+    model = MaskedDiffusionLM(DiffusionLMConfig(VOCAB_SIZE, MASK, dim=16, n_layers=1, n_heads=2))
+    rows = _case_rows(2, BenchContext(torch.device("cpu")), model)
+    forwards = {r["variant"]: r["forwards_per_pair"] for r in rows}
+    assert forwards == {"dtrpo_rec": 2, "dtrpo_rb": 2, "vrpo": 8, "mean_field": 2, "exact": 2 * 2 * STEPS}
+    assert all(r["median_ms"] > 0 and r["peak_mb"] >= 0 for r in rows)

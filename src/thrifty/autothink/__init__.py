@@ -3,7 +3,8 @@
 Model-agnostic parts: the strict format parser (:func:`parse_answer_twice`), the rewards with TRL's
 ``reward_funcs`` signature, confidence from raw logits and :func:`generate_auto` (true early exit with KV-cache
 resume, for core's TransformerLM, transformers models and the tiny video LM). GRPO pieces live in
-:mod:`thrifty.core.rl`. The reproduction is a seeded moving-shapes video QA world.
+:mod:`thrifty.core.rl`. The reproduction is a seeded moving-shapes video QA world
+whose reasoning questions (frame-by-frame tallies) need their trace.
 """
 
 from thrifty.autothink.bench import run_bench
@@ -40,7 +41,8 @@ METHOD = register_method(
         paper="VideoAuto-R1: answer, think, answer again with confidence-gated early exit (arXiv 2601.05175)",
         claim=(
             "Answer-twice GRPO with a confidence-gated true early exit generates <= 0.4x the tokens of always "
-            "thinking at accuracy within 1 point of the better of direct and CoT RL per category (tiny video LM)."
+            "thinking at accuracy within 1 point of the better of direct and CoT RL per category (tiny video LM, "
+            "evaluation mix of 25% reasoning questions)."
         ),
         config_cls=AutoThinkConfig,
         reproduce=run_experiment,

@@ -1,9 +1,10 @@
 """``thrifty bench autothink``: time and tokens per answer, true early exit vs post-hoc choice vs always-think.
 
-The same answer-twice video LM (format-SFT'd for a few steps so it emits the format) answers the same
-questions three ways: ``generate_auto`` (stop at ``<think>`` when confident), the official evaluation's
-post-hoc choice (generate everything, then pick) and always-think (tau = 1). Target: early exit >= 2x
-faster than post hoc per answer on perception questions.
+The same answer-twice video LM (with ``--full`` the format-SFT model of the ``quick`` preset, reused from the
+cache when a quick run trained it; the smoke preset's otherwise) answers the same questions three ways:
+``generate_auto`` (stop at ``<think>`` when confident), the official evaluation's post-hoc choice (generate
+everything, then pick) and always-think (tau = 1). Target: early exit >= 2x faster than post hoc per answer
+on perception questions.
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ def run_bench(ctx: BenchContext) -> list[dict[str, Any]]:
             tokens = sum(fn(p).n_tokens for p in prompts) / len(prompts)
             with torch.no_grad():
                 timing = time_fn(
-                    lambda fn=fn, prompts=prompts: [fn(p) for p in prompts], threads=ctx.threads, min_run_time=0.1
+                    lambda fn=fn, prompts=prompts: [fn(p) for p in prompts],
+                    threads=ctx.threads,
+                    min_run_time=0.1 if ctx.quick else 1.0,
                 )
             medians[mode] = timing.median_ms / len(prompts)
             rows.append(

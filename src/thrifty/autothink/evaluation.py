@@ -19,7 +19,8 @@ from thrifty.autothink.rewards import exact_match_reward
 from thrifty.autothink.training import FMT, Arm, prompts_of, sample
 from thrifty.autothink.world import TOKEN_ID, VOCAB, Example
 
-TAUS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99, 1.0)
+# 0.0 = exit whenever a1 is an answer (the fallback and a missing box have confidence -1, so they still think)
+TAUS = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99, 1.0)
 CATEGORIES = ("perception", "reasoning")
 
 
@@ -83,6 +84,11 @@ def category_metrics(decoded: list[Decoded], tau: float | None) -> dict[str, dic
             "tokens_always_think": float(np.mean([d.n_full for d in rows])),
         }
     return metrics
+
+
+def perfect_gating_tokens(decoded: list[Decoded]) -> float:
+    """Mean tokens if the gate exited on every perception question and thought on every reasoning one."""
+    return float(np.mean([d.n_first if d.category == "perception" else d.n_full for d in decoded]))
 
 
 def choose_tau(val: list[Decoded], taus: tuple[float, ...] = TAUS, tol: float = 0.01) -> float:

@@ -18,17 +18,24 @@ from typing import Any
 import torch
 
 from thrifty.autothink.config import AutoThinkConfig
-from thrifty.autothink.evaluation import CATEGORIES, TAUS, category_metrics, choose_tau, decode_all
+from thrifty.autothink.evaluation import (
+    CATEGORIES,
+    TAUS,
+    category_metrics,
+    choose_tau,
+    decode_all,
+    perfect_gating_tokens,
+)
 from thrifty.autothink.generate import generate_auto, generate_posthoc
 from thrifty.autothink.model import VideoLM, VideoLMConfig
 from thrifty.autothink.saved import save_video_lm
 from thrifty.autothink.training import Arm, GRPOSettings, RewardWeights, prompts_of, run_grpo, run_sft
-from thrifty.autothink.world import VOCAB, Example, make_split
+from thrifty.autothink.world import QUESTION_LEN, VOCAB, Example, make_split
 from thrifty.core.checkpoint import cache_dir, has_checkpoint, load_checkpoint, save_checkpoint
 from thrifty.core.runs import Claim, Results, RunContext
 from thrifty.core.train import TrainConfig
 
-CODE_VERSION = "autothink-1"
+CODE_VERSION = "autothink-2"
 VARIANTS: dict[str, tuple[Arm, RewardWeights]] = {
     "direct": ("direct", RewardWeights()),
     "cot": ("cot", RewardWeights()),
@@ -40,7 +47,14 @@ VARIANTS: dict[str, tuple[Arm, RewardWeights]] = {
 
 def _model(cfg: AutoThinkConfig, device: torch.device) -> VideoLM:
     return VideoLM(
-        VideoLMConfig(len(VOCAB), max_response=cfg.max_len, dim=cfg.dim, n_layers=cfg.n_layers, n_heads=cfg.n_heads)
+        VideoLMConfig(
+            len(VOCAB),
+            question_len=QUESTION_LEN,
+            max_response=cfg.max_len,
+            dim=cfg.dim,
+            n_layers=cfg.n_layers,
+            n_heads=cfg.n_heads,
+        )
     ).to(device)
 
 
@@ -83,6 +97,7 @@ def _evaluate(
     out: dict[str, Any] = {"tau": tau, "metrics": category_metrics(decoded, tau)}
     if arm == "twice":
         out["sweep"] = {str(t): category_metrics(decoded, t)["all"] for t in TAUS}
+        out["metrics"]["all"]["tokens_perfect_gating"] = perfect_gating_tokens(decoded)
     for cat in CATEGORIES:
         timing = [e for e in test if e.category == cat][: cfg.n_timing]
         out["metrics"][cat]["ms_per_answer"] = _time_answers(model, timing, arm, tau, cfg.max_len)
@@ -102,7 +117,10 @@ def _flat(name: str, ev: dict[str, Any], n_params: int) -> dict[str, float]:
 def _claims(v: dict[str, dict[str, float]]) -> tuple[Claim, list[Claim]]:
     ratio = v["twice"]["all/tokens"] / max(v["twice"]["all/tokens_always_think"], 1e-9)
     headline = Claim("tokens(auto) / tokens(always think)", "token_ratio", ratio, 0.4, "<=")
-    checks = []
+    floor = v["twice"]["all/tokens_perfect_gating"] / max(v["twice"]["all/tokens_always_think"], 1e-9)
+    checks = [
+        Claim("tokens(perfect gating) / tokens(always think): the world's floor", "token_ratio", floor, 0.4, "<=")
+    ]
     for cat in CATEGORIES:
         best = max(v["direct"][f"{cat}/acc_auto"], v["cot"][f"{cat}/acc_auto"])
         gap = v["twice"][f"{cat}/acc_auto"] - best
@@ -117,8 +135,8 @@ def _claims(v: dict[str, dict[str, float]]) -> tuple[Claim, list[Claim]]:
 def run_experiment(cfg: AutoThinkConfig, ctx: RunContext) -> Results:
     """Train and evaluate every variant; headline token ratio, per-category accuracy and think-rate checks."""
     pool = make_split(ctx.seed, cfg.n_train_per_type)
-    val = make_split(ctx.seed + 1, cfg.n_val_per_type)
-    test = make_split(ctx.seed + 2, cfg.n_test_per_type)
+    val = make_split(ctx.seed + 1, cfg.n_val_per_type, reasoning_share=cfg.reasoning_share)
+    test = make_split(ctx.seed + 2, cfg.n_test_per_type, reasoning_share=cfg.reasoning_share)
     settings = GRPOSettings(
         cfg.grpo_steps,
         cfg.prompts_per_step,

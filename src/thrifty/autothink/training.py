@@ -30,7 +30,7 @@ Arm = Literal["direct", "cot", "twice"]
 FMT = AnswerTwiceFormat()
 _ANSWERS = {
     "colour": ("red", "green", "blue"),
-    "direction": ("left", "right", "up", "down"),
+    "count": ("0", "1", "2", "3", "4"),
     "exists": ("yes", "no"),
 }
 

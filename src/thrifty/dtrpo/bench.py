@@ -33,7 +33,7 @@ def _random_pairs(n_blocks: int, device: torch.device) -> PreferencePairs:
 
 
 def _case_rows(n_blocks: int, ctx: BenchContext, model: MaskedDiffusionLM) -> list[dict[str, Any]]:
-    cfg = DTRPOConfig(resp_len=n_blocks * BLOCK, block=BLOCK, steps_per_block=STEPS)
+    cfg = DTRPOConfig(n_sums=1, resp_len=n_blocks * BLOCK, block=BLOCK, steps_per_block=STEPS)
     pairs = _random_pairs(n_blocks, ctx.device)
     rows = []
     for arm in ESTIMATOR_ARMS:

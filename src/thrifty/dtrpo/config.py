@@ -16,12 +16,18 @@ class DTRPOConfig(Config):
 
     Args:
         n_digits: digits per operand of the addition task.
-        resp_len: response length ``L`` (the reversed, zero-padded sum, then EOS padding).
+        n_sums: additions per prompt (``"a1+b1=a2+b2=a3+b3="``); the response writes every sum in turn, so
+            three 1-digit sums fill 6 tokens = 3 informative blocks of 2 (one sum per block: units, then the
+            carry). Two 2-digit sums need about 3x the SFT steps before the model starts to learn (measured).
+        resp_len: response length ``L`` (the reversed, zero-padded sums, then EOS padding).
         block: block size ``Bs``; ``resp_len / block`` blocks.
         steps_per_block: sampler steps ``K`` per block (``Bs / K`` tokens per step).
         dim, n_layers, n_heads: model shape.
         carry_drop: probability that each carry is dropped in the SFT targets (a careless teacher): SFT
-            converges to a model limited by it, and its errors are near misses (one carry, one digit).
+            converges to a model limited by it (greedy decoding drops every carry when ``carry_drop > 0.5``),
+            and its errors are near misses (one carry, one digit). At 0.8 the best imperfect samples get
+            about 42% of their carries right, so the chosen responses alone cannot teach the carry (continued
+            SFT stays on the plateau), while their rejected partners get about 1% right (measured).
         sft_steps: SFT budget on the noisy targets (constant lr ``sft_lr``, batch ``sft_batch``); the
             validation accuracy every ``sft_eval_every`` steps is logged to show the plateau.
         n_val: validation problems (SFT plateau curve and the per-arm sweep selection).
@@ -29,6 +35,9 @@ class DTRPOConfig(Config):
             1, so that the exact-trajectory arm is exact (the schedule term cancels); within each prompt
             samples are ranked by how many digits are right, and best is paired with worst, second with
             second-worst, skipping ties (chosen answers may themselves be imperfect).
+        pairing: ``"graded"`` keeps every such pair; ``"imperfect"`` keeps only pairs whose chosen answer is
+            itself wrong, so the chosen responses alone cannot teach the task and what the preferences add
+            is the contrast between near misses (a reward ranking imperfect samples).
         dpo_steps, dpo_batch: the shared budget of every arm (and of continued SFT).
         sweep: ``(beta, lr)`` grid swept per preference arm and variant on seed 0, selected on validation
             accuracy; continued SFT sweeps the distinct learning rates.
@@ -69,33 +78,35 @@ class DTRPOConfig(Config):
         # full: a longer SFT plateau, 2.5x the pairs and steps per arm, a 3-point (beta, lr) grid and 5 seeds;
         # sized to about 25 min of one idle core (a 5-point grid and 300 steps took an estimated 40 min).
         "full": {
-            "sft_steps": 6000,
+            "sft_steps": 4000,
             "n_pair_prompts": 1000,
             "dpo_steps": 200,
-            "sweep": ((0.1, 3e-4), (0.5, 3e-4), (0.5, 1e-3)),
-            "timing_rounds": 5,
+            "sweep": ((0.1, 3e-4), (0.5, 3e-4), (1.0, 1e-3)),
+            "timing_rounds": 7,
             "n_seeds": 5,
-            "n_test": 1500,
+            "n_test": 1000,
             "var_pairs": 128,
             "var_seeds": 32,
         },
     }
-    n_digits: int = 2
+    n_digits: int = 1
+    n_sums: int = 3
     resp_len: int = 6
     block: int = 2
     steps_per_block: int = 2
     dim: int = 64
     n_layers: int = 3
     n_heads: int = 4
-    carry_drop: float = 0.6
-    sft_steps: int = 2500
+    carry_drop: float = 0.8
+    sft_steps: int = 2000
     sft_eval_every: int = 500
     sft_batch: int = 64
     sft_lr: float = 3e-3
     n_val: int = 300
     n_pair_prompts: int = 400
     samples_per_prompt: int = 8
-    dpo_steps: int = 80
+    pairing: str = "imperfect"
+    dpo_steps: int = 60
     dpo_batch: int = 16
     sweep: tuple[tuple[float, float], ...] = ((0.5, 3e-4), (1.0, 1e-3))
     rpo_weight: float = 1.0
@@ -106,12 +117,14 @@ class DTRPOConfig(Config):
     var_pairs: int = 64
     var_seeds: int = 16
     timing_s: float = 0.1
-    timing_rounds: int = 3
+    timing_rounds: int = 5
     arms: tuple[str, ...] = ARMS
 
     def validate(self) -> None:
         self.require(self.n_digits > 0, "n_digits", "a positive integer")
-        self.require(self.resp_len > self.n_digits, "resp_len", f"more than n_digits={self.n_digits}")
+        self.require(self.n_sums > 0, "n_sums", "a positive integer")
+        width = self.n_sums * (self.n_digits + 1)
+        self.require(self.resp_len >= width, "resp_len", f"at least n_sums * (n_digits + 1) = {width}")
         self.require(
             self.block > 0 and self.resp_len % self.block == 0,
             "block",
@@ -135,6 +148,7 @@ class DTRPOConfig(Config):
         )
         self.require(self.n_seeds >= 2, "n_seeds", "at least 2 (for an interval)")
         self.require(0 <= self.carry_drop <= 1, "carry_drop", "a probability in [0, 1]")
+        self.require(self.pairing in ("graded", "imperfect"), "pairing", "'graded' or 'imperfect'")
         self.require(self.samples_per_prompt >= 2, "samples_per_prompt", "at least 2 (to form pairs)")
         self.require(
             len(self.sweep) > 0 and all(len(c) == 2 and c[0] > 0 and c[1] > 0 for c in self.sweep),

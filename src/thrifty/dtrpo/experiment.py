@@ -1,10 +1,12 @@
 """``thrifty reproduce dtrpo``: what preference optimisation adds beyond SFT, on a tiny block-diffusion LM.
 
-1. SFT a block-diffusion LM on addition targets whose carries a careless teacher drops with probability
-   ``carry_drop``: it converges to a plateau limited by the noise, and its errors are near misses.
+1. SFT a block-diffusion LM on addition targets (three 1-digit sums per prompt: 3 informative blocks) whose
+   carries a careless teacher drops with probability ``carry_drop``: it converges to a plateau limited by the
+   noise, and its errors are near misses.
 2. Sample offline responses with **random remasking** at temperature 1 (so the exact-trajectory arm is
    exact: the schedule term cancels), recording the orders; rank each prompt's samples by digits right and
-   pair best with worst (chosen answers may be imperfect too).
+   pair best with worst; with ``pairing="imperfect"`` only pairs whose chosen answer is itself wrong, so
+   the chosen responses alone cannot teach the task (a reward ranking imperfect samples).
 3. From the same SFT weights, at equal budget: continued SFT on the chosen responses, and every preference
    arm pure (``nll_weight = 0``) and with the RPO term; ``(beta, lr)`` swept per arm on validation (seed 0),
    then ``n_seeds`` seeds of the selected setting (see :mod:`thrifty.dtrpo.experiment_arms`).
@@ -16,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import time
 from typing import Any
 
@@ -42,7 +45,7 @@ from thrifty.dtrpo.saved import save_policy
 from thrifty.dtrpo.tasks import MASK, VOCAB_SIZE, AdditionTask
 
 ESTIMATOR_ARMS = ("dtrpo_rec", "dtrpo_rb", "vrpo", "mean_field", "exact")
-CODE_VERSION = "dtrpo-sft-2"  # bump when SFT training changes, so cached SFT weights are never stale
+CODE_VERSION = "dtrpo-sft-3"  # bump when SFT training changes, so cached SFT weights are never stale
 
 
 def make_estimator(arm: str, cfg: DTRPOConfig) -> LogProbEstimator:
@@ -61,7 +64,7 @@ def make_estimator(arm: str, cfg: DTRPOConfig) -> LogProbEstimator:
 
 
 def make_task(cfg: DTRPOConfig) -> AdditionTask:
-    return AdditionTask(n_digits=cfg.n_digits, resp_len=cfg.resp_len, reverse=True)
+    return AdditionTask(n_digits=cfg.n_digits, resp_len=cfg.resp_len, reverse=True, n_sums=cfg.n_sums)
 
 
 @torch.no_grad()
@@ -80,7 +83,7 @@ def accuracy(
 
 
 def _sft_key(cfg: DTRPOConfig, seed: int) -> str:
-    fields = ("n_digits", "resp_len", "block", "steps_per_block", "dim", "n_layers", "n_heads", "carry_drop")
+    fields = ("n_digits", "n_sums", "resp_len", "block", "steps_per_block", "dim", "n_layers", "n_heads", "carry_drop")
     recipe = {k: getattr(cfg, k) for k in (*fields, "sft_steps", "sft_eval_every", "sft_batch", "sft_lr", "n_val")}
     recipe.update(seed=seed, n_test=cfg.n_test, code=CODE_VERSION)
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
@@ -123,7 +126,10 @@ def train_sft(
 def collect_pairs(
     model: nn.Module, task: AdditionTask, problems: Tensor, cfg: DTRPOConfig, ctx: RunContext
 ) -> tuple[PreferencePairs, dict[str, float]]:
-    """Sample with random remasking (T = 1); per prompt pair the i-th best with the i-th worst by digits right."""
+    """Sample with random remasking (T = 1); per prompt pair the i-th best with the i-th worst by digits right.
+
+    Ties are skipped; ``cfg.pairing == "imperfect"`` also skips pairs whose chosen answer is fully correct.
+    """
     model.eval()
     k = cfg.samples_per_prompt
     reps = problems.repeat_interleave(k, dim=0)
@@ -145,6 +151,8 @@ def collect_pairs(
     ranked = reward.argsort(dim=1, descending=True, stable=True)
     best, worst = ranked[:, : k // 2], ranked[:, k - 1 - torch.arange(k // 2)]
     keep = reward.gather(1, best) > reward.gather(1, worst)
+    if cfg.pairing == "imperfect":  # only chosen answers that are wrong themselves
+        keep &= reward.gather(1, best) < cfg.resp_len
     base = torch.arange(reward.shape[0])[:, None] * k
     w_idx, l_idx = (best + base)[keep].to(ctx.device), (worst + base)[keep].to(ctx.device)
     if w_idx.numel() == 0:
@@ -179,7 +187,9 @@ def run_experiment(cfg: DTRPOConfig, ctx: RunContext) -> Results:
     for name, run in runs.items():
         meta = {"variant": name, "beta": run.beta, "lr": run.lr, "val_accuracy": run.val_accuracy, "seed": ctx.seed}
         save_policy(ctx.out_dir / "models" / name, run.policy, meta)
+    load_before = os.getloadavg()[0]
     times = update_times_ms(cfg, ctx, sft_model, pairs, make_estimator)
+    load = [load_before, os.getloadavg()[0]]  # the time ratio is only as good as the machine was idle
     probe = runs["exact"].policy
     variances = estimator_variance(probe, sft_model, pairs, cfg, ctx, make_estimator)
     for row in table.values():
@@ -190,7 +200,13 @@ def run_experiment(cfg: DTRPOConfig, ctx: RunContext) -> Results:
             row["logratio_var"] = variances[arm]
     table = {"sft_start": {"accuracy": base_acc, **sft_info}, **table}
     plot_arms(ctx, table)
-    extra = {"pairs": pair_info, "time_ratio_rounds": times["ratio_rounds"], "elapsed_s": time.perf_counter() - start}
+    extra = {
+        "pairs": pair_info,
+        "time_ratio_rounds": times["ratio_rounds"],
+        "timing_load_avg_1min": load,
+        "informative_blocks": -(-task.answer_len // cfg.block),
+        "elapsed_s": time.perf_counter() - start,
+    }
     return _results(cfg, table, extra)
 
 
@@ -202,6 +218,12 @@ def _best(table: dict[str, dict[str, Any]], arm: str) -> str:
 
 def _gain(table: dict[str, dict[str, Any]], name: str) -> float:
     return float(table.get(name, {}).get("gain_vs_continued_sft", float("nan")))
+
+
+def _plateau_range(curve: list[float]) -> float:
+    """max - min of the validation curve's second half (NaN when SFT was cached without a curve)."""
+    tail = curve[len(curve) // 2 :]
+    return max(tail) - min(tail) if tail else float("nan")
 
 
 def _results(cfg: DTRPOConfig, table: dict[str, dict[str, Any]], extra: dict[str, Any]) -> Results:
@@ -229,6 +251,13 @@ def _results(cfg: DTRPOConfig, table: dict[str, dict[str, Any]], extra: dict[str
             ">=",
         ),
         Claim("wall-clock per update dTRPO (recorded) / exact, median of rounds", "time_ratio", ratio, 0.25, "<="),
+        Claim(
+            "SFT start on its plateau: validation accuracy range over the second half of SFT",
+            "accuracy_range",
+            _plateau_range(table["sft_start"].get("sft_val_curve", [])),
+            0.05,
+            "<=",
+        ),
     ]
     if rb and vrpo:
         checks.append(
@@ -245,7 +274,8 @@ def _results(cfg: DTRPOConfig, table: dict[str, dict[str, Any]], extra: dict[str
         f"{extra['pairs']['sample_acc']:.3f}, chosen fully correct {extra['pairs']['chosen_correct']:.3f}, "
         f"mean digit gap {extra['pairs']['digit_gap']:.2f}). Accuracy is greedy exact match on {cfg.n_test} "
         f"held-out problems, mean over {cfg.n_seeds} training seeds with 95% t intervals; gains over continued "
-        f"SFT are paired by seed. Time ratio rounds: min {min(rounds):.3f}, max {max(rounds):.3f}."
+        f"SFT are paired by seed. Time ratio rounds: min {min(rounds):.3f}, max {max(rounds):.3f} (1-min load "
+        f"{extra['timing_load_avg_1min'][0]:.1f} before timing)."
     )
     if not headline.value == headline.value:
         notes += " Exact-trajectory DPO did not gain over continued SFT, so the fraction is NaN."

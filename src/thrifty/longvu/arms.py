@@ -19,7 +19,7 @@ from thrifty.longvu.data import EncodedVideos
 from thrifty.longvu.model import FrameEncoder, QAModel, pack_token_sets, position_vocab
 from thrifty.longvu.saved import save_qa_model
 from thrifty.longvu.tokens import TokenSet
-from thrifty.longvu.video import COVERAGE, NEEDLE, QUESTION_NAMES
+from thrifty.longvu.video import COVERAGE, N_GLYPHS, NEEDLE, QUESTION_NAMES
 
 TIME_BUCKETS = 16
 
@@ -34,15 +34,19 @@ class Arm:
     query: bool = False
 
 
-def make_compressor(name: str, thresholds: tuple[float, float]) -> tuple[Compressor, bool]:
-    """A method or ablation by name, with the calibrated (temporal, STC) thresholds; and whether it uses the query."""
+def make_compressor(name: str, thresholds: tuple[float, float], lo_side: int | None = None) -> tuple[Compressor, bool]:
+    """A method or ablation by name, with the calibrated (temporal, STC) thresholds and LongVU's low-res grid
+    side; and whether it reads the query."""
     if name.startswith("longvu"):
         flags = {
             "use_temporal": name != "longvu_no_temporal",
             "use_query": name != "longvu_no_query",
             "use_stc": name != "longvu_no_stc",
         }
-        return LongVUCompressor(temporal_threshold=thresholds[0], stc_threshold=thresholds[1], name=name, **flags), True
+        comp = LongVUCompressor(
+            temporal_threshold=thresholds[0], stc_threshold=thresholds[1], lo_side=lo_side, name=name, **flags
+        )
+        return comp, True
     return BASELINES[name](), False
 
 
@@ -85,6 +89,35 @@ def kept_token_metrics(sets: list[TokenSet], videos: EncodedVideos) -> dict[str,
     return out
 
 
+@torch.no_grad()
+def standardize(train: dict[str, Tensor], test: dict[str, Tensor]) -> None:
+    """Scale every reader feature to zero mean, unit variance over the arm's valid *training* tokens (in place).
+
+    A rare token (a needle) then stands out by several units in the features that mark it, whatever the
+    compressor did to it (pooled, merged or full resolution), so the reader's attention can find it early.
+    """
+    rows = train["tokens"][train["valid"]]
+    mean, std = rows.mean(0), rows.std(0).clamp_min(1e-3)
+    for packed in (train, test):
+        packed["tokens"] = ((packed["tokens"] - mean) / std).masked_fill(~packed["valid"][..., None], 0.0)
+
+
+@torch.no_grad()
+def needle_readout(encoder: FrameEncoder, sets: list[TokenSet], videos: EncodedVideos) -> float:
+    """Needle accuracy of the frozen encoder's glyph head alone (no QA model) on the kept tokens.
+
+    Per video, the kept token least likely to be "no glyph" is read by the head (forced to one of the 8
+    glyphs): how much of the needle's identity the compressor kept, independent of QA training.
+    """
+    device = next(encoder.parameters()).device
+    hits = []
+    for v in range(len(videos)):
+        logits = encoder.glyph_head(sets[3 * v + NEEDLE].tokens.to(device).float())  # (M, 9)
+        token = logits.log_softmax(-1)[:, N_GLYPHS].argmin()
+        hits.append(float(int(logits[token, :N_GLYPHS].argmax()) == int(videos.answers[v, NEEDLE])))
+    return _mean(hits)
+
+
 def _mean(values: list[float]) -> float:
     return sum(values) / max(1, len(values))
 
@@ -102,11 +135,16 @@ def batch_of(
 
 
 def train_qa(
-    cfg: LongVUExperimentConfig, ctx: RunContext, arm: Arm, packed: dict[str, Tensor], videos: EncodedVideos, side: int
+    cfg: LongVUExperimentConfig,
+    ctx: RunContext,
+    arm: Arm,
+    packed: dict[str, Tensor],
+    videos: EncodedVideos,
+    shape: tuple[int, int],
 ) -> tuple[QAModel, float]:
-    """Train a fresh QA model (same init, batches, steps and lr in every arm)."""
+    """Train a fresh QA model (same init, batches, steps and lr in every arm); ``shape``: (grid side, photos)."""
     torch.manual_seed(ctx.seed + 1)
-    model = QAModel(videos.tokens.shape[-1], int(videos.candidates.max()) + 1, side, cfg.qa_dim, cfg.qa_layers)
+    model = QAModel(packed["tokens"].shape[-1], shape[1], shape[0], cfg.qa_dim, cfg.qa_layers)
     model = model.to(ctx.device)
     order = torch.Generator().manual_seed(ctx.seed + 2)
     proportional = arm.name.startswith("tome")
@@ -135,7 +173,11 @@ def evaluate_qa(
         batch = batch_of(packed, videos, index, device)
         hit = (model(batch, proportional).argmax(-1) == batch["answer"]).float().cpu()
         correct.index_add_(0, index % 3, hit)
-    return {f"acc_{name}": float(correct[q] / len(videos)) for q, name in enumerate(QUESTION_NAMES)}
+    out = {}
+    for q, name in enumerate(QUESTION_NAMES):
+        acc = float(correct[q] / len(videos))
+        out[f"acc_{name}"], out[f"se_{name}"] = acc, (acc * (1 - acc) / len(videos)) ** 0.5
+    return out
 
 
 def run_arm(
@@ -156,12 +198,16 @@ def run_arm(
     pack = {"budget": arm.budget, "n_frames": n_frames, "time_buckets": TIME_BUCKETS, "offsets": position_vocab(side)}
     train_packed = pack_token_sets(train_sets, **pack)
     test_packed = pack_token_sets(test_sets, **pack)
-    model, train_s = train_qa(cfg, ctx, arm, train_packed, train_videos, side)
+    for packed in (train_packed, test_packed):
+        packed["tokens"] = encoder.reader_features(packed["tokens"].to(ctx.device)).cpu()
+    standardize(train_packed, test_packed)
+    model, train_s = train_qa(cfg, ctx, arm, train_packed, train_videos, (side, encoder.photo_head.out_features))
     metrics = evaluate_qa(model, test_packed, test_videos, arm.name.startswith("tome"), ctx.device)
     save_qa_model(ctx.out_dir / "models" / arm.name, model, {"arm": arm.name, "budget": arm.budget, **metrics})
     return {
         **metrics,
         **kept_token_metrics(test_sets, test_videos),
+        "needle_readout": needle_readout(encoder, test_sets, test_videos),
         "budget": arm.budget,
         "raw_tokens": n_frames * n_tok,
         "compress_ms_per_video": 1e3 * sec_per_video,

@@ -19,12 +19,14 @@ class LongVUExperimentConfig(Config):
         n_frames, frame_size, shot_mean, noise: the video generator (T frames of S x S pixels).
         n_train, n_test: videos (each asks all three questions).
         budget_ratio: the main budget as a fraction of the raw ``T * 16`` tokens (1/16 in the issue).
-        sweep_ratios: further budgets for LongVU and uniform frame sampling (empty: no sweep).
+        sweep_ratios, sweep_methods: further budgets (empty: no sweep) and the arms run at each of them.
         temporal_keep, stc_keep: target keep ratios the temporal and STC thresholds are calibrated to, once, on
             training videos (the official 0.83 / 0.8 belong to DINOv2 / Qwen spaces).
+        lo_side: LongVU's low-res grid side (1: a frame pooled to one token; see docs for why not 2x2).
         temporal_features: ``"encoder"`` (the frozen encoder's tokens) or ``"hog"`` (HOG + colour histograms).
         token_dim, encoder_steps, encoder_batch: frame encoder width and its one-off pre-training.
-        qa_dim, qa_layers, qa_steps, qa_batch, qa_lr: the QA transformer and its budget (same for every method).
+        qa_dim, qa_layers, qa_steps, qa_batch, qa_lr: the attention-pooling QA reader and its budget (same for every
+            method).
         upper_frames: frames of the shorter videos the all-tokens upper bound reads.
         methods, ablations: which arms to run.
     """
@@ -41,20 +43,13 @@ class LongVUExperimentConfig(Config):
             "upper_frames": 16,
         },
         "quick": {
-            "n_frames": 128,
-            "n_train": 600,
-            "n_test": 100,
-            "encoder_steps": 200,
-            "qa_steps": 400,
-            "sweep_ratios": (),
+            "n_train": 400,
+            "n_test": 200,
+            "qa_steps": 500,
+            "sweep_ratios": (1 / 32,),
+            "sweep_methods": ("longvu", "uniform_frames", "longvu_no_stc"),
         },
-        "full": {
-            "n_train": 1500,
-            "n_test": 400,
-            "qa_steps": 2000,
-            "encoder_steps": 600,
-            "sweep_ratios": (1 / 8, 1 / 32),
-        },
+        "full": {"n_frames": 384, "n_train": 1200, "n_test": 500, "qa_steps": 800},
     }
     n_frames: int = 256
     frame_size: int = 32
@@ -63,16 +58,18 @@ class LongVUExperimentConfig(Config):
     n_train: int = 400
     n_test: int = 120
     budget_ratio: float = 1 / 16
-    sweep_ratios: tuple[float, ...] = (1 / 32,)
-    temporal_keep: float = 0.2
+    sweep_ratios: tuple[float, ...] = (1 / 8, 1 / 32)
+    sweep_methods: tuple[str, ...] = ("longvu", "uniform_frames", "uniform_pool", "longvu_no_stc")
+    temporal_keep: float = 0.5
     stc_keep: float = 0.5
+    lo_side: int = 1
     temporal_features: str = "encoder"
     token_dim: int = 32
-    encoder_steps: int = 300
+    encoder_steps: int = 800
     encoder_batch: int = 64
-    qa_dim: int = 64
-    qa_layers: int = 2
-    qa_steps: int = 500
+    qa_dim: int = 32
+    qa_layers: int = 1
+    qa_steps: int = 600
     qa_batch: int = 32
     qa_lr: float = 3e-3
     upper_frames: int = 32
@@ -90,8 +87,12 @@ class LongVUExperimentConfig(Config):
         self.require(all(0 < r < 1 for r in self.sweep_ratios), "sweep_ratios", "fractions in (0, 1)")
         self.require(self.temporal_features in ("encoder", "hog"), "temporal_features", "'encoder' or 'hog'")
         self.require(self.qa_dim % 4 == 0, "qa_dim", "a multiple of 4 (4 heads)")
+        side = self.frame_size // 8
+        self.require(0 < self.lo_side < side and side % self.lo_side == 0, "lo_side", f"a divisor of {side} below it")
         self.require(16 <= self.upper_frames <= self.n_frames, "upper_frames", f"16..n_frames={self.n_frames}")
         self.require(
             "longvu" in self.methods and set(self.methods) <= set(METHODS), "methods", f"{METHODS}, with longvu"
         )
         self.require(set(self.ablations) <= set(ABLATIONS), "ablations", f"a subset of {ABLATIONS}")
+        arms = set(METHODS) | set(ABLATIONS)
+        self.require(set(self.sweep_methods) <= arms, "sweep_methods", "names of methods or ablations")

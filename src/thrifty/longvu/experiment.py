@@ -3,9 +3,10 @@
 1. Pre-train a tiny frame encoder once on labelled frames (photo, glyph), freeze it, encode all videos.
 2. Calibrate LongVU's temporal and STC thresholds once, on training videos, to target keep ratios.
 3. For each compressor (and the budget sweep and ablations): compress every (video, question), train a fresh
-   QA transformer on the kept tokens with the same init, batches, steps and seed, and measure per-question
-   accuracy, needle recall and shot coverage of the kept tokens, and compression time.
-4. Upper bound: the same QA model reading every raw token of shorter videos.
+   QA reader (attention pooling) on the kept tokens with the same init, batches, steps and seed, and measure
+   per-question accuracy (with binomial standard errors), needle recall and shot coverage of the kept tokens,
+   the frozen head's needle readout, and compression time.
+4. Upper bound: the same QA reader reading every raw token of shorter videos.
 """
 
 from __future__ import annotations
@@ -33,18 +34,19 @@ def calibrate(cfg: LongVUExperimentConfig, videos: EncodedVideos, n: int = 32) -
     return tau, theta
 
 
-def _arm(name: str, label: str, budget: int, thresholds: tuple[float, float]) -> Arm:
-    compressor, query = make_compressor(name, thresholds)
+def _arm(name: str, label: str, budget: int, thresholds: tuple[float, float], lo_side: int) -> Arm:
+    compressor, query = make_compressor(name, thresholds, lo_side)
     return Arm(label, compressor, budget, query)
 
 
 def _arms(cfg: LongVUExperimentConfig, raw: int, thresholds: tuple[float, float]) -> list[Arm]:
-    """Methods and ablations at the main budget, then LongVU and uniform sampling at each sweep budget."""
+    """Methods and ablations at the main budget, then ``cfg.sweep_methods`` at each sweep budget."""
     budget = max(1, round(raw * cfg.budget_ratio))
-    arms = [_arm(name, name, budget, thresholds) for name in (*cfg.methods, *cfg.ablations)]
+    arms = [_arm(name, name, budget, thresholds, cfg.lo_side) for name in (*cfg.methods, *cfg.ablations)]
     for ratio in cfg.sweep_ratios:
-        for name in ("longvu", "uniform_frames"):
-            arms.append(_arm(name, f"{name}@1/{round(1 / ratio)}", max(1, round(raw * ratio)), thresholds))
+        for name in cfg.sweep_methods:
+            label, sweep_budget = f"{name}@1/{round(1 / ratio)}", max(1, round(raw * ratio))
+            arms.append(_arm(name, label, sweep_budget, thresholds, cfg.lo_side))
     return arms
 
 
@@ -84,22 +86,33 @@ def run_experiment(cfg: LongVUExperimentConfig, ctx: RunContext) -> Results:
 def _plots(ctx: RunContext, cfg: LongVUExperimentConfig, variants: dict) -> None:
     bar_plot(ctx, "needle_accuracy", {k: v["acc_needle"] for k, v in variants.items()}, ylabel="needle accuracy")
     series = {}
-    for name in ("longvu", "uniform_frames"):
+    for name in dict.fromkeys(("longvu", "uniform_frames", *cfg.sweep_methods)):
         pts = sorted((v["budget"], v["acc_needle"]) for k, v in variants.items() if k.split("@")[0] == name)
         series[name] = ([p[0] for p in pts], [p[1] for p in pts])
     line_plot(ctx, "budget_sweep", series, xlabel="token budget", ylabel="needle accuracy", logx=True)
 
 
+def _se_diff(a: dict, b: dict, question: str) -> float:
+    """Standard error of the difference of two accuracies on independent-ish test sets (binomial)."""
+    return (a[f"se_{question}"] ** 2 + b[f"se_{question}"] ** 2) ** 0.5
+
+
 def _ablation_claims(variants: dict) -> list[Claim]:
+    """Each ablation against LongVU at the same budget, on the question its step serves.
+
+    An ablation "loses" only when its drop exceeds two standard errors of the difference (else a tie).
+    """
+    served = {"longvu_no_temporal": "needle", "longvu_no_query": "needle", "longvu_no_stc": "coverage"}
     claims = []
-    for name, question in (
-        ("longvu_no_temporal", "needle"),
-        ("longvu_no_query", "needle"),
-        ("longvu_no_stc", "coverage"),
-    ):
-        if name in variants:
-            drop = variants["longvu"][f"acc_{question}"] - variants[name][f"acc_{question}"]
-            claims.append(Claim(f"{name} loses {question} accuracy vs longvu", "accuracy_drop", drop, 0.0, ">="))
+    for key, ablated in variants.items():
+        name, _, budget = key.partition("@")
+        reference = "longvu" + ("@" + budget if budget else "")
+        if name not in served or reference not in variants:
+            continue
+        question, lv = served[name], variants[reference]
+        drop = lv[f"acc_{question}"] - ablated[f"acc_{question}"]
+        label = f"{key} loses {question} accuracy vs {reference} (by > 2 SE)"
+        claims.append(Claim(label, "accuracy_drop", drop, 2 * _se_diff(lv, ablated, question), ">="))
     return claims
 
 
@@ -127,11 +140,13 @@ def _results(cfg: LongVUExperimentConfig, variants: dict, extra: dict) -> Result
         checks.append(
             Claim("coverage accuracy uniform pooling - LongVU (within 2 points)", "accuracy_diff", gap, 0.02, "<=")
         )
+        extra["se_coverage_gap"] = _se_diff(variants["uniform_pool"], lv, "coverage")
     checks += _ablation_claims(variants)
+    extra["se_headline"] = _se_diff(lv, uf, "needle")
     notes = (
-        f"{cfg.n_test} test videos per question type (standard error of an accuracy about "
-        f"{(0.25 / cfg.n_test) ** 0.5:.3f}). LongVU's regime mix at the main budget: "
-        f"mixing {lv['regime_mixing']:.2f}, STC {lv['regime_stc']:.2f}, all-high {lv['regime_all_high']:.2f} "
+        f"{cfg.n_test} test videos per question type; each accuracy has its binomial standard error (se_*), and "
+        f"a difference within two standard errors of the difference is a tie. LongVU's regime mix at the main "
+        f"budget: mixing {lv['regime_mixing']:.2f}, STC {lv['regime_stc']:.2f}, all-high {lv['regime_all_high']:.2f} "
         "(the official code runs the query step and STC in different regimes, never both)."
     )
     return Results(variants=variants, headline=headline, checks=checks, extra=extra, notes=notes)

@@ -82,6 +82,8 @@ class VideoGenerator:
     ) -> None:
         if n_frames < 16:
             raise ValueError(f"n_frames: expected at least 16 frames (four quarters of 4), got {n_frames}")
+        if frame_size % glyph_size:
+            raise ValueError(f"glyph_size: expected a divisor of frame_size={frame_size}, got {glyph_size}")
         if max_photos + 3 > len(PHOTO_NAMES):
             raise ValueError(f"max_photos: expected at most {len(PHOTO_NAMES) - 3}, got {max_photos}")
         self.n_frames, self.frame_size, self.shot_mean, self.noise = n_frames, frame_size, shot_mean, noise
@@ -131,17 +133,23 @@ class VideoGenerator:
         t = (torch.arange(shot_ids.numel()) - first[shot_ids]).float() / length[shot_ids].clamp_min(2)
         return start[shot_ids] + t[:, None] * (end - start)[shot_ids]
 
-    def stamp(self, frames: Tensor, glyph: int, g: torch.Generator) -> Tensor:
-        """Paste glyph ``glyph`` at a random position of every frame in ``frames`` ``(K, S, S, 3)``."""
+    def stamp(self, frames: Tensor, glyph: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
+        """Paste glyph ``glyph`` into every frame of ``frames`` ``(K, S, S, 3)`` at a random grid cell.
+
+        The glyph is aligned to the ``glyph_size`` grid (the encoder's patch grid), so one encoder token carries
+        it whole. Returns the stamped frames and ``(K,)`` the row-major cell index of each glyph.
+        """
         colour, alpha = glyph_patch(glyph, self.glyph_size)
+        cells = self.frame_size // self.glyph_size
+        where = torch.randint(cells * cells, (frames.shape[0],), generator=g)
         out = frames.clone()
-        for k in range(frames.shape[0]):
-            y, x = torch.randint(0, self.frame_size - self.glyph_size + 1, (2,), generator=g).tolist()
+        for k, cell in enumerate(where.tolist()):
+            y, x = (cell // cells) * self.glyph_size, (cell % cells) * self.glyph_size
             region = out[k, y : y + self.glyph_size, x : x + self.glyph_size]
             out[k, y : y + self.glyph_size, x : x + self.glyph_size] = (
                 region * (1 - alpha[..., None]) + colour * alpha[..., None]
             )
-        return out
+        return out, where
 
     def video(self, g: torch.Generator) -> Video:
         """One video with its needles and coverage candidates."""
@@ -158,7 +166,7 @@ class VideoGenerator:
         slots = torch.arange(quarter * span + offset, (quarter + 1) * span - 1, 3)
         needles = slots[torch.randperm(slots.numel(), generator=g)[: int(torch.randint(1, 4, (), generator=g))]]
         needles = needles.sort().values
-        frames[needles] = self.stamp(frames[needles], glyph, g)
+        frames[needles] = self.stamp(frames[needles], glyph, g)[0]
         frames = (frames + self.noise * torch.randn(frames.shape, generator=g)).clamp(0, 1)
         shown = shot_photo[int(torch.randint(n_shots, (), generator=g))]
         candidates = torch.cat((shown[None], absent[torch.randperm(absent.numel(), generator=g)[:3]]))
@@ -166,13 +174,21 @@ class VideoGenerator:
         return Video(frames, shot_ids, needles, glyph, quarter, candidates[order], int((order == 0).nonzero()))
 
     def labelled_frames(self, n: int, g: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
-        """``n`` single frames for encoder pre-training: frames, photo labels, glyph labels (8 = none)."""
+        """``n`` single frames for encoder pre-training.
+
+        Returns:
+            frames ``(n, S, S, 3)``, photo labels ``(n,)``, and per-cell glyph labels ``(n, cells**2)`` with
+            ``N_GLYPHS`` (8) for "no glyph" (half the frames carry one glyph, in one cell).
+        """
         photos = torch.randint(self.n_photos, (n,), generator=g)
         frames = self.render(photos, self.random_boxes(n, g))
         glyphs = torch.randint(N_GLYPHS, (n,), generator=g)
         has = torch.rand(n, generator=g) < 0.5
+        cells = (self.frame_size // self.glyph_size) ** 2
+        labels = torch.full((n, cells), N_GLYPHS, dtype=torch.long)
         for c in range(N_GLYPHS):
             rows = (has & (glyphs == c)).nonzero().flatten()
-            frames[rows] = self.stamp(frames[rows], c, g)
+            frames[rows], where = self.stamp(frames[rows], c, g)
+            labels[rows, where] = c
         frames = (frames + self.noise * torch.randn(frames.shape, generator=g)).clamp(0, 1)
-        return frames, photos, torch.where(has, glyphs, torch.full_like(glyphs, N_GLYPHS))
+        return frames, photos, labels
