@@ -150,9 +150,10 @@ def collect_pairs(
     reward = task.digit_reward(reps, resp).view(-1, k)
     ranked = reward.argsort(dim=1, descending=True, stable=True)
     best, worst = ranked[:, : k // 2], ranked[:, k - 1 - torch.arange(k // 2)]
-    keep = reward.gather(1, best) > reward.gather(1, worst)
+    best_reward = reward.gather(1, best)
+    keep = best_reward > reward.gather(1, worst)
     if cfg.pairing == "imperfect":  # only chosen answers that are wrong themselves
-        keep &= reward.gather(1, best) < cfg.resp_len
+        keep &= best_reward < cfg.resp_len
     base = torch.arange(reward.shape[0])[:, None] * k
     w_idx, l_idx = (best + base)[keep].to(ctx.device), (worst + base)[keep].to(ctx.device)
     if w_idx.numel() == 0:
