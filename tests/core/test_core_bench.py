@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import torch
 
-from thrifty.core.bench import format_table, peak_memory_mb, time_fn
+from thrifty.core.bench import format_table, peak_memory_mb, time_fn, timed_under_load
 from thrifty.core.testing import assert_close_ratio, relative_rms_error, sqnr_db
 
 
@@ -39,3 +39,11 @@ def test_error_metrics() -> None:
         assert "relative RMS error 1.000e-01" in str(exc)
     else:
         raise AssertionError("assert_close_ratio accepted a 10% error")
+
+
+def test_timed_under_load_returns_the_result_and_both_load_readings(monkeypatch) -> None:
+    readings = iter([(1.5, 0.0, 0.0), (2.5, 0.0, 0.0)])
+    monkeypatch.setattr("os.getloadavg", lambda: next(readings))
+    calls = []
+    result, load = timed_under_load(lambda: calls.append(1) or "done")
+    assert (result, load, calls) == ("done", [1.5, 2.5], [1])

@@ -35,6 +35,8 @@ def test_smoke_run_writes_results(tmp_path, monkeypatch) -> None:
     assert v["sft"]["gain_vs_continued_sft"] == 0.0
     assert all(math.isfinite(v[n]["ms_per_update"]) for n in names - {"sft_start"})
     assert v["exact"]["logratio_var"] == 0.0  # the recorded order is replayed exactly
+    assert len(v["sft_start"]["sft_val_curve"]) == 2  # smoke: 4 SFT steps, validated every 2
+    assert 0.0 < v["sft_start"]["drop_every_carry_accuracy"] < 1.0
     assert results["plots"] == ["dtrpo_arms.png"]
     assert any(c["name"].startswith("informative:") for c in results["checks"])
     assert results["claim_holds"] == (results["headline"]["holds"] and all(c["holds"] for c in results["checks"]))
@@ -131,6 +133,8 @@ def test_config_validation() -> None:
         DTRPOConfig(n_sums=4, resp_len=6)
     with pytest.raises(ConfigError, match="pairing"):
         DTRPOConfig(pairing="best")
+    with pytest.raises(ConfigError, match="sft_min_lr_ratio"):
+        DTRPOConfig(sft_min_lr_ratio=1.5)
 
 
 def test_bench_case_counts_forwards_and_times_every_estimator() -> None:

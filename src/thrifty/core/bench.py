@@ -9,13 +9,15 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch.utils import benchmark
 
 from thrifty.core.envinfo import env_info
 from thrifty.core.io import write_json_atomic
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,16 @@ def time_fn(fn: Callable[[], Any], *, threads: int = 1, min_run_time: float = 0.
         iqr_ms=measurement.iqr * 1e3,
         runs=len(times) * measurement.number_per_run,
     )
+
+
+def timed_under_load(fn: Callable[[], T]) -> tuple[T, list[float]]:
+    """Run ``fn`` and return ``(its result, [1-min load average before, after])``.
+
+    Timings that decide a claim are only as good as the machine was idle; results record the load beside them.
+    """
+    before = os.getloadavg()[0]
+    result = fn()
+    return result, [before, os.getloadavg()[0]]
 
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:

@@ -13,13 +13,13 @@ spread), are computed in :mod:`thrifty.flashnas.experiment_claims`.
 from __future__ import annotations
 
 import copy
-import os
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 
+from thrifty.core.bench import timed_under_load
 from thrifty.core.checkpoint import cache_dir
 from thrifty.core.runs import Results, RunContext
 from thrifty.flashnas.algorithm import ImportanceScores, extract_subnet
@@ -326,8 +326,7 @@ def run_experiment(cfg: FlashNASConfig, ctx: RunContext) -> Results:
     timer = Timer(cfg)
     for name, model in {"backbone": backbone, **finals}.items():
         timer.add(name, model)
-    load_before = os.getloadavg()[0]
-    timings = timer.measure(["backbone", *finals])
+    timings, load = timed_under_load(lambda: timer.measure(["backbone", *finals]))
     pre = f"prefill_{max(cfg.latency_seq_lens)}"
     rel = {name: curves[name][-1] / base_bpc - 1 for name in finals} | {"backbone": 0.0}
     median_pre = {name: timings[name][pre].median_ms for name in rel}
@@ -358,7 +357,7 @@ def run_experiment(cfg: FlashNASConfig, ctx: RunContext) -> Results:
         "chosen_config": configs[chosen].to_dict() if chosen in configs else None,
         "deep_thin": thin_cfg.to_dict(),
         "finalists": {f"cand{i}": pool[i].to_dict() for i in finalist_ids},
-        "load_avg_1min": [load_before, os.getloadavg()[0]],
+        "load_avg_1min": load,
         "backbone_cached": cached,
         "backend": timer.backend,
     }

@@ -10,12 +10,12 @@ differences and, when configured, a sweep of the perceiver's latent grid against
 from __future__ import annotations
 
 import math
-import os
 import statistics
 from typing import Any
 
 from scipy import stats
 
+from thrifty.core.bench import timed_under_load
 from thrifty.core.plots import bar_plot, line_plot
 from thrifty.core.runs import Claim, Results, RunContext
 from thrifty.tam.algorithm import (
@@ -108,10 +108,9 @@ def run_experiment(cfg: TamConfig, ctx: RunContext) -> Results:
         teacher = models.get("A") if name == "C+KD" else None
         models[name], variants[name] = runner.run(name, name, scratch=scratch, teacher=teacher)
     _ablations(runner, models, variants)
-    load_before = os.getloadavg()[0]
-    for name, cost in measure_costs(models, cfg, ctx).items():
+    costs, load = timed_under_load(lambda: measure_costs(models, cfg, ctx))
+    for name, cost in costs.items():
         variants[name].update(cost)
-    load = [load_before, os.getloadavg()[0]]  # the latency claim is only as good as the machine was idle
     floors = _add_floors(variants, runner.eval_set)
     seeds = _seed_differences(runner, variants, scratch)
     sweep = _latent_sweep(runner, variants)
