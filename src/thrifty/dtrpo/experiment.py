@@ -291,12 +291,11 @@ def _results(cfg: DTRPOConfig, table: dict[str, dict[str, Any]], extra: dict[str
     notes = (
         f"{extra['pairs']['n_pairs']} offline pairs from random-remasking samples (sampling accuracy "
         f"{extra['pairs']['sample_acc']:.3f}, chosen fully correct {extra['pairs']['chosen_correct']:.3f}, "
-        f"mean digit gap {extra['pairs']['digit_gap']:.2f}). SFT start {table['sft_start']['accuracy']:.3f} against "
-        f"{table['sft_start']['drop_every_carry_accuracy']:.3f} for answers that drop every carry. Accuracy "
-        f"is greedy exact match on {cfg.n_test} "
-        f"held-out problems, mean over {cfg.n_seeds} training seeds with 95% t intervals; gains over continued "
-        f"SFT are paired by seed. Time ratio rounds: min {min(rounds):.3f}, max {max(rounds):.3f} (1-min load "
-        f"{extra['timing_load_avg_1min'][0]:.1f} before timing)."
+        f"mean digit gap {extra['pairs']['digit_gap']:.2f}). SFT start {table['sft_start']['accuracy']:.3f} "
+        f"against {table['sft_start']['drop_every_carry_accuracy']:.3f} for answers that drop every carry. "
+        f"Accuracy is greedy exact match on {cfg.n_test} held-out problems, mean over {cfg.n_seeds} training "
+        f"seeds with 95% t intervals; gains over continued SFT are paired by seed. Time ratio rounds: min "
+        f"{min(rounds):.3f}, max {max(rounds):.3f} (1-min load {extra['timing_load_avg_1min'][0]:.1f} before timing)."
     )
     if not headline.value == headline.value:
         notes += " Exact-trajectory DPO did not gain over continued SFT, so the fraction is NaN."
