@@ -80,10 +80,22 @@ def test_several_sums_per_prompt() -> None:
         AdditionTask(n_digits=2, resp_len=6, n_sums=0)
 
 
+def test_digits_prompt_format_keeps_the_answers() -> None:
+    equation = AdditionTask(n_digits=1, resp_len=6, reverse=True, n_sums=3)
+    digits = AdditionTask(n_digits=1, resp_len=6, reverse=True, n_sums=3, prompt_format="digits")
+    problems = torch.tensor([[7, 5, 1, 2, 9, 9]])
+    assert digits.prompt_len == 6 and equation.prompt_len == 12
+    assert digits.decode(digits.prompts(problems)[0]) == "751299"
+    assert equation.decode(equation.prompts(problems)[0]) == "7+5=1+2=9+9="
+    assert torch.equal(digits.answers(problems), equation.answers(problems))
+    with pytest.raises(ValueError, match="prompt_format"):
+        AdditionTask(prompt_format="words")
+
+
 def _operands(task: AdditionTask, prompts: torch.Tensor) -> torch.Tensor:
-    """``(n, 2 * n_sums)`` operands read back from ``"a1+b1=a2+b2="`` prompt ids."""
-    d = task.n_digits
-    numbers = prompts.view(prompts.shape[0], -1, d + 1)[..., :d]  # each operand's digits (drop the + / =)
+    """``(n, 2 * n_sums)`` operands read back from ``"a1+b1=a2+b2="`` (or ``"a1b1a2b2"``) prompt ids."""
+    d, symbols = task.n_digits, int(task.prompt_format == "equation")
+    numbers = prompts.view(prompts.shape[0], -1, d + symbols)[..., :d]  # each operand's digits (drop the + / =)
     return (numbers * 10 ** torch.arange(d - 1, -1, -1)).sum(-1)
 
 
@@ -127,6 +139,8 @@ def test_config_validation() -> None:
         DTRPOConfig(sweep=((0.0, 1e-4),))
     with pytest.raises(ConfigError, match="n_seeds"):
         DTRPOConfig(n_seeds=1)
+    with pytest.raises(ConfigError, match="prompt_format"):
+        DTRPOConfig(prompt_format="words")
     with pytest.raises(ConfigError, match="carry_drop"):
         DTRPOConfig(carry_drop=1.2)
     with pytest.raises(ConfigError, match="resp_len"):

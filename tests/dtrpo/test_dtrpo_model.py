@@ -81,6 +81,10 @@ def test_mdlm_loss_single_block_matches_llada_formula() -> None:
     ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), resp, reduction="none")
     expected = (ce * masked / p_mask).sum(1).div(6).mean()
     torch.testing.assert_close(loss, expected)
+    flat = mdlm_loss(model, prompt, resp, 6, generator=torch.Generator().manual_seed(5), weighting="masked_mean")
+    torch.testing.assert_close(flat, (ce * masked).sum() / masked.sum())
+    with pytest.raises(ValueError, match="weighting"):
+        mdlm_loss(model, prompt, resp, 6, weighting="uniform")
 
 
 def test_bad_layouts_raise_clear_errors() -> None:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from thrifty.core.config import Config
+from thrifty.dtrpo.model import MDLM_WEIGHTINGS
+from thrifty.dtrpo.tasks import PROMPT_FORMATS
 
 ARMS = ("dtrpo_rec", "dtrpo_rb", "vrpo", "mean_field", "exact", "sft")
 
@@ -16,21 +18,30 @@ class DTRPOConfig(Config):
 
     Args:
         n_digits: digits per operand of the addition task.
-        n_sums: additions per prompt (``"a1+b1=a2+b2=a3+b3="``); the response writes every sum in turn, so
+        n_sums: additions per prompt (``"a1b1a2b2a3b3"``); the response writes every sum in turn, so
             three 1-digit sums fill 6 tokens = 3 informative blocks of 2 (one sum per block: units, then the
             carry). Two 2-digit sums need about 3x the SFT steps before the model starts to learn (measured).
+        prompt_format: ``"digits"`` (``"a1b1a2b2a3b3"``: each output block sits at the same offset from its
+            operands) or ``"equation"`` (``"a1+b1=a2+b2=a3+b3="``). With ``"equation"`` the 2,000-step ELBO SFT
+            reached the plateau on seed 0 and stayed at 0.007 on seed 1; with ``"digits"`` and the masked-mean
+            loss, seeds 1, 2, 4 and 5 reach it by step 500-750 and stay flat to 1,500 (measured, docs/methods/dtrpo.md).
         resp_len: response length ``L`` (the reversed, zero-padded sums, then EOS padding).
         block: block size ``Bs``; ``resp_len / block`` blocks.
         steps_per_block: sampler steps ``K`` per block (``Bs / K`` tokens per step).
         dim, n_layers, n_heads: model shape.
         carry_drop: probability that each carry is dropped in the SFT targets (a careless teacher): SFT
             converges to a model limited by it (greedy decoding drops every carry when ``carry_drop > 0.5``),
-            and its errors are near misses (one carry, one digit). At 0.8 the best imperfect samples get
-            about 42% of their carries right, so the chosen responses alone cannot teach the carry (continued
-            SFT stays on the plateau), while their rejected partners get about 1% right (measured).
+            and its errors are near misses (one carry, one digit). The chosen answers (best of 8 samples) keep
+            more carries than the teacher did; at 0.9 continued SFT on them stays on the plateau (0.153 +-
+            0.013 over 3 seeds), at 0.85 one seed of 3 and at 0.8 two of 3 learned the carry from them
+            (measured), which would leave nothing for the preferences to add.
         sft_steps: SFT budget on the noisy targets (lr ``sft_lr`` with cosine decay to ``sft_min_lr_ratio`` of
             it, batch ``sft_batch``); the validation accuracy every ``sft_eval_every`` steps is logged to show
-            the plateau. At a constant lr the same plateau took 4,000 steps and oscillated by +-0.02 (measured).
+            the plateau. (With the earlier equation prompts and ELBO loss at a constant lr the plateau took 4,000
+            steps and oscillated by +-0.02; cosine decay made it 2,000; measured.)
+        sft_weighting: ``mdlm_loss`` weighting, ``"masked_mean"`` (CE averaged over masked tokens) or ``"elbo"``
+            (LLaDA's ``1 / p``-weighted bound). With ``"elbo"`` seed 4 stayed at 0.003 after 1,500 steps;
+            with ``"masked_mean"`` it reached the plateau by step 750 (measured).
         n_val: validation problems (SFT plateau curve and the per-arm sweep selection).
         n_pair_prompts, samples_per_prompt: offline pairs. Samples use **random remasking** at temperature
             1, so that the exact-trajectory arm is exact (the schedule term cancels); within each prompt
@@ -77,10 +88,9 @@ class DTRPOConfig(Config):
         },
         # quick: the headline's arms only (continued SFT, dTRPO recorded order, exact), at the (beta, lr) every
         # arm selected in the full sweep (the sweep then picks pure or +RPO per arm), 60 steps per arm; the SFT
-        # start is full's (one cache entry). 341 s of one core with an empty cache, 150 s with it cached (measured).
+        # start is full's (one cache entry).
         "quick": {"arms": ("dtrpo_rec", "exact", "sft"), "sweep": ((0.5, 3e-4),), "dpo_steps": 60},
-        # full: every arm, a 2-point (beta, lr) sweep, 2.5x the pairs and 150 steps per arm, 5 seeds; about 22 min
-        # of one idle core. (A 3-point grid, 4,000 constant-lr SFT steps and 200 steps per arm took 35.5 min.)
+        # full: every arm, a 2-point (beta, lr) sweep, 2.5x the pairs and 150 steps per arm, 5 seeds.
         "full": {
             "n_pair_prompts": 1000,
             "dpo_steps": 150,
@@ -93,18 +103,20 @@ class DTRPOConfig(Config):
     }
     n_digits: int = 1
     n_sums: int = 3
+    prompt_format: str = "digits"
     resp_len: int = 6
     block: int = 2
     steps_per_block: int = 2
     dim: int = 64
     n_layers: int = 3
     n_heads: int = 4
-    carry_drop: float = 0.8
-    sft_steps: int = 2000
-    sft_eval_every: int = 500
+    carry_drop: float = 0.9
+    sft_steps: int = 1500
+    sft_eval_every: int = 250
     sft_batch: int = 64
     sft_lr: float = 3e-3
     sft_min_lr_ratio: float = 0.1
+    sft_weighting: str = "masked_mean"
     n_val: int = 300
     n_pair_prompts: int = 400
     samples_per_prompt: int = 8
@@ -152,6 +164,8 @@ class DTRPOConfig(Config):
         self.require(self.n_seeds >= 2, "n_seeds", "at least 2 (for an interval)")
         self.require(0 <= self.sft_min_lr_ratio <= 1, "sft_min_lr_ratio", "a ratio in [0, 1]")
         self.require(0 <= self.carry_drop <= 1, "carry_drop", "a probability in [0, 1]")
+        self.require(self.sft_weighting in MDLM_WEIGHTINGS, "sft_weighting", f"one of {MDLM_WEIGHTINGS}")
+        self.require(self.prompt_format in PROMPT_FORMATS, "prompt_format", f"one of {PROMPT_FORMATS}")
         self.require(self.pairing in ("graded", "imperfect"), "pairing", "'graded' or 'imperfect'")
         self.require(self.samples_per_prompt >= 2, "samples_per_prompt", "at least 2 (to form pairs)")
         self.require(

@@ -45,7 +45,7 @@ from thrifty.dtrpo.saved import save_policy
 from thrifty.dtrpo.tasks import MASK, VOCAB_SIZE, AdditionTask
 
 ESTIMATOR_ARMS = ("dtrpo_rec", "dtrpo_rb", "vrpo", "mean_field", "exact")
-CODE_VERSION = "dtrpo-sft-4"  # bump when SFT training changes, so cached SFT weights are never stale
+CODE_VERSION = "dtrpo-sft-5"  # bump when SFT training changes, so cached SFT weights are never stale
 
 
 def make_estimator(arm: str, cfg: DTRPOConfig) -> LogProbEstimator:
@@ -64,7 +64,9 @@ def make_estimator(arm: str, cfg: DTRPOConfig) -> LogProbEstimator:
 
 
 def make_task(cfg: DTRPOConfig) -> AdditionTask:
-    return AdditionTask(n_digits=cfg.n_digits, resp_len=cfg.resp_len, reverse=True, n_sums=cfg.n_sums)
+    return AdditionTask(
+        n_digits=cfg.n_digits, resp_len=cfg.resp_len, reverse=True, n_sums=cfg.n_sums, prompt_format=cfg.prompt_format
+    )
 
 
 @torch.no_grad()
@@ -83,8 +85,19 @@ def accuracy(
 
 
 def _sft_key(cfg: DTRPOConfig, seed: int) -> str:
-    fields = ("n_digits", "n_sums", "resp_len", "block", "steps_per_block", "dim", "n_layers", "n_heads", "carry_drop")
-    sft = ("sft_steps", "sft_eval_every", "sft_batch", "sft_lr", "sft_min_lr_ratio", "n_val")
+    fields = (
+        "n_digits",
+        "n_sums",
+        "prompt_format",
+        "resp_len",
+        "block",
+        "steps_per_block",
+        "dim",
+        "n_layers",
+        "n_heads",
+        "carry_drop",
+    )
+    sft = ("sft_steps", "sft_eval_every", "sft_batch", "sft_lr", "sft_min_lr_ratio", "sft_weighting", "n_val")
     recipe = {k: getattr(cfg, k) for k in (*fields, *sft)}
     recipe.update(seed=seed, n_test=cfg.n_test, code=CODE_VERSION)
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
@@ -118,7 +131,7 @@ def train_sft(
         return task.prompts(probs).to(ctx.device), task.noisy_answers(probs, cfg.carry_drop, gen).to(ctx.device)
 
     def loss_fn(m: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
-        return mdlm_loss(m, batch[0], batch[1], cfg.block, generator=gen)
+        return mdlm_loss(m, batch[0], batch[1], cfg.block, generator=gen, weighting=cfg.sft_weighting)
 
     def val_accuracy(m: nn.Module) -> dict[str, float]:
         return {"accuracy": accuracy(m, task, val, cfg, ctx.device)}

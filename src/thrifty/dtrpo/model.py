@@ -25,6 +25,8 @@ from torch import Tensor, nn
 
 from thrifty.core.nn import RMSNorm, TransformerBlock
 
+MDLM_WEIGHTINGS = ("elbo", "masked_mean")
+
 
 def _check_layout(n_prompt: int, n_resp: int, block: int) -> None:
     if n_prompt < 0:
@@ -215,13 +217,17 @@ def mdlm_loss(
     *,
     eps: float = 1e-3,
     generator: torch.Generator | None = None,
+    weighting: str = "elbo",
 ) -> Tensor:
     """LLaDA SFT loss applied per block (BD3-LM style); the prompt is never masked.
 
     Each block ``b`` of each sequence draws ``t_b ~ U(0, 1)`` and masks each of its tokens with probability
-    ``p_b = (1 - eps) t_b + eps``. The loss is ``sum_{masked i} CE_i / p_b(i) / L``, averaged over the batch
-    (spec A1; EOS padding counts as response, so the model learns the length). With ``block = L`` this is
-    exactly LLaDA's SFT loss.
+    ``p_b = (1 - eps) t_b + eps``. With ``weighting="elbo"`` the loss is ``sum_{masked i} CE_i / p_b(i) / L``,
+    averaged over the batch (spec A1; EOS padding counts as response, so the model learns the length); with
+    ``block = L`` this is exactly LLaDA's SFT loss. ``weighting="masked_mean"`` drops the ``1 / p`` factor and
+    averages CE over the batch's masked tokens: not an ELBO, but without the heavy-tailed ``1 / p`` weights
+    (up to ``1 / eps``), which with 2-token blocks made a tiny model's SFT stall on some seeds (measured,
+    docs/methods/dtrpo.md).
 
     Args:
         model: a :class:`MaskedDiffusionLM`.
@@ -230,10 +236,13 @@ def mdlm_loss(
         block: block size ``Bs`` dividing ``L``.
         eps: floor of the mask probability.
         generator: random stream of the mask draws.
+        weighting: ``"elbo"`` or ``"masked_mean"``, see above.
 
     Returns:
         scalar loss.
     """
+    if weighting not in MDLM_WEIGHTINGS:
+        raise ValueError(f"weighting: expected one of {MDLM_WEIGHTINGS}, got {weighting!r}")
     b, n_r = resp.shape
     _check_layout(prompt.shape[1], n_r, block)
     mask_id = _unwrap(model).mask_id
@@ -243,6 +252,8 @@ def mdlm_loss(
     noisy = resp.masked_fill(masked, mask_id)
     logits = two_copy_forward(model, prompt, noisy, resp, block)
     ce = nn.functional.cross_entropy(logits.transpose(1, 2), resp, reduction="none")  # (B, L)
+    if weighting == "masked_mean":
+        return (ce * masked).sum() / masked.sum().clamp(min=1)
     weighted = (ce * masked / p_mask.to(ce.dtype)).sum(1) / n_r
     return weighted.mean()
 

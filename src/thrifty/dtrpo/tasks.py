@@ -1,5 +1,7 @@
 """Verifiable toy task: ``n``-digit additions, ``"12+34=56+78="`` -> ``"640431"`` (each sum reversed) + EOS.
 
+With ``prompt_format="digits"`` the prompt is the operands' digits only (``"1234"`` for ``12+34``).
+
 Vocabulary: digits ``0..9`` are ids ``0..9``, then ``+`` (10), ``=`` (11), EOS (12) and ``[MASK]`` (13).
 """
 
@@ -12,6 +14,7 @@ from torch import Tensor
 
 PLUS, EQUALS, EOS, MASK = 10, 11, 12, 13
 VOCAB_SIZE = 14
+PROMPT_FORMATS = ("equation", "digits")
 _SYMBOLS = "0123456789+=$_"  # $ = EOS, _ = MASK (for decoding/debugging only)
 
 
@@ -31,6 +34,11 @@ class AdditionTask:
         reverse: write each (zero-padded) sum least-significant digit first, so that every carry comes from
             digits already generated in earlier blocks (much easier for a semi-autoregressive model).
         n_sums: additions per prompt.
+        prompt_format: ``"equation"`` (``"a1+b1=a2+b2=..."``) or ``"digits"`` (``"a1b1a2b2..."``, the operands'
+            digits only). With 1-digit operands, ``"digits"`` gives every sum 2 prompt and 2 response tokens, so
+            each output digit sits at the same relative position to its operands in every sum; with
+            ``"equation"`` that offset differs per sum, which a tiny RoPE model learns far more slowly and on
+            some seeds not at all within 2,000 steps (measured, docs/methods/dtrpo.md).
     """
 
     n_digits: int = 3
@@ -38,12 +46,15 @@ class AdditionTask:
     zero_pad: bool = True
     reverse: bool = False
     n_sums: int = 1
+    prompt_format: str = "equation"
 
     def __post_init__(self) -> None:
         if self.n_digits <= 0:
             raise ValueError(f"n_digits: expected a positive integer, got {self.n_digits}")
         if self.n_sums <= 0:
             raise ValueError(f"n_sums: expected a positive integer, got {self.n_sums}")
+        if self.prompt_format not in PROMPT_FORMATS:
+            raise ValueError(f"prompt_format: expected one of {PROMPT_FORMATS}, got {self.prompt_format!r}")
         if self.resp_len < self.answer_len:
             raise ValueError(
                 f"resp_len: expected at least n_sums * (n_digits + 1) = {self.answer_len}, got {self.resp_len}"
@@ -55,7 +66,8 @@ class AdditionTask:
 
     @property
     def prompt_len(self) -> int:
-        return self.n_sums * (2 * self.n_digits + 2)
+        symbols = 2 if self.prompt_format == "equation" else 0
+        return self.n_sums * (2 * self.n_digits + symbols)
 
     @property
     def answer_len(self) -> int:
@@ -86,11 +98,14 @@ class AdditionTask:
         return torch.cat((digits, torch.full((digits.shape[0], self.resp_len - digits.shape[1]), EOS)), dim=1)
 
     def prompts(self, problems: Tensor) -> Tensor:
-        """``(n, prompt_len)`` ids of ``"a1+b1=a2+b2=..."``."""
+        """``(n, prompt_len)`` ids of ``"a1+b1=a2+b2=..."`` (or ``"a1b1a2b2..."`` with ``prompt_format="digits"``)."""
         n, parts = problems.shape[0], []
         for pair in problems.view(n, -1, 2).unbind(1):  # (n, 2) operands of one sum
             a_d, b_d = self._digits(pair[:, 0], self.n_digits), self._digits(pair[:, 1], self.n_digits)
-            parts += [a_d, torch.full((n, 1), PLUS), b_d, torch.full((n, 1), EQUALS)]
+            if self.prompt_format == "digits":
+                parts += [a_d, b_d]
+            else:
+                parts += [a_d, torch.full((n, 1), PLUS), b_d, torch.full((n, 1), EQUALS)]
         return torch.cat(parts, dim=1)
 
     def answers(self, problems: Tensor) -> Tensor:
