@@ -86,11 +86,12 @@ class DTRPOConfig(Config):
             "timing_s": 0.01,
             "timing_rounds": 2,
         },
-        # quick: the headline's arms only (continued SFT, dTRPO recorded order, exact), at the (beta, lr) every
-        # arm selected in the full sweep (the sweep then picks pure or +RPO per arm), 60 steps per arm; the SFT
-        # start is full's (one cache entry).
+        # quick: the headline's arms only (continued SFT, dTRPO recorded order, exact), at the (beta, lr) the
+        # preference arms selected in the full sweeps (the sweep then picks pure or +RPO per arm), 60 steps per
+        # arm; the SFT start is full's (one cache entry). 205 s of one idle core with an empty cache (measured).
         "quick": {"arms": ("dtrpo_rec", "exact", "sft"), "sweep": ((0.5, 3e-4),), "dpo_steps": 60},
-        # full: every arm, a 2-point (beta, lr) sweep, 2.5x the pairs and 150 steps per arm, 5 seeds.
+        # full: every arm, a 2-point (beta, lr) sweep, 2.5x the pairs and 150 steps per arm, 5 seeds; 842 s of
+        # one core with the SFT start cached (measured).
         "full": {
             "n_pair_prompts": 1000,
             "dpo_steps": 150,
